@@ -1,0 +1,1 @@
+"""Chinese NLU components: text normalisation and rule-based quantity extraction."""

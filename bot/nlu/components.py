@@ -1,0 +1,122 @@
+"""Rasa graph components wrapping the project's Chinese text processing."""
+
+from __future__ import annotations
+
+import logging
+from datetime import date, datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from rasa.engine.graph import ExecutionContext, GraphComponent
+from rasa.engine.recipes.default_recipe import DefaultV1Recipe
+from rasa.engine.storage.resource import Resource
+from rasa.engine.storage.storage import ModelStorage
+from rasa.nlu.extractors.extractor import EntityExtractorMixin
+from rasa.shared.nlu.constants import ENTITIES, TEXT
+from rasa.shared.nlu.training_data.message import Message
+from rasa.shared.nlu.training_data.training_data import TrainingData
+
+from bot.nlu.normalize import normalize_text
+from bot.nlu.quantities import QuantityParser, as_entities
+
+logger = logging.getLogger(__name__)
+
+#: Key under which the normaliser keeps what the user actually typed.
+ORIGINAL_TEXT = "original_text"
+#: Key set on a message whose text was cut to `max_length` characters.
+TRUNCATED = "truncated"
+
+
+@DefaultV1Recipe.register([DefaultV1Recipe.ComponentType.MESSAGE_TOKENIZER], is_trainable=False)
+class ChineseTextNormalizer(GraphComponent):
+    """Turns Traditional into Simplified Chinese and full-width into half-width forms.
+
+    Runs before the tokenizer, on training data and on every incoming message.
+    The conversion keeps the text's length, so annotated entity offsets stay
+    valid. Incoming messages longer than `max_length` characters are cut (the
+    message keeps `truncated: true`), so a pasted essay cannot stall the server.
+    """
+
+    @staticmethod
+    def get_default_config() -> dict[str, Any]:
+        return {"opencc_config": "t2s", "max_length": 500}
+
+    def __init__(self, config: dict[str, Any]) -> None:
+        self._opencc_config = config["opencc_config"]
+        self._max_length = int(config["max_length"])
+
+    @classmethod
+    def create(
+        cls,
+        config: dict[str, Any],
+        model_storage: ModelStorage,
+        resource: Resource,
+        execution_context: ExecutionContext,
+    ) -> ChineseTextNormalizer:
+        return cls(config)
+
+    def process_training_data(self, training_data: TrainingData) -> TrainingData:
+        for message in training_data.training_examples:
+            text = message.get(TEXT)
+            if text:
+                message.set(TEXT, normalize_text(text, self._opencc_config))
+        return training_data
+
+    def process(self, messages: list[Message]) -> list[Message]:
+        for message in messages:
+            text = message.get(TEXT)
+            if not text:
+                continue
+            message.set(ORIGINAL_TEXT, text, add_to_output=False)
+            if len(text) > self._max_length:
+                text = text[: self._max_length]
+                message.set(TRUNCATED, True, add_to_output=True)
+            message.set(TEXT, normalize_text(text, self._opencc_config))
+        return messages
+
+
+@DefaultV1Recipe.register([DefaultV1Recipe.ComponentType.ENTITY_EXTRACTOR], is_trainable=False)
+class QuantityExtractor(GraphComponent, EntityExtractorMixin):
+    """Extracts amount, months, date, phone, id_last4 and plan_index by rule.
+
+    These entities are never learned by DIET; where a DIET entity overlaps a
+    span found here, the rule-based one wins and DIET's is dropped, so the two
+    extractors never report the same characters. Dates are resolved relative to
+    today in `timezone`.
+    """
+
+    @staticmethod
+    def get_default_config() -> dict[str, Any]:
+        return {"dictionary_path": None, "timezone": "Asia/Shanghai"}
+
+    def __init__(self, config: dict[str, Any]) -> None:
+        self._parser = QuantityParser(config["dictionary_path"])
+        self._timezone = ZoneInfo(config["timezone"])
+
+    @classmethod
+    def create(
+        cls,
+        config: dict[str, Any],
+        model_storage: ModelStorage,
+        resource: Resource,
+        execution_context: ExecutionContext,
+    ) -> QuantityExtractor:
+        return cls(config)
+
+    def today(self) -> date:
+        return datetime.now(self._timezone).date()
+
+    def process(self, messages: list[Message]) -> list[Message]:
+        today = self.today()
+        for message in messages:
+            text = message.get(TEXT)
+            if not text:
+                continue
+            found = as_entities(self._parser.parse(text, today))
+            kept = [
+                e
+                for e in message.get(ENTITIES, [])
+                if not any(e["start"] < q["end"] and q["start"] < e["end"] for q in found)
+            ]
+            message.set(ENTITIES, kept + found, add_to_output=True)
+        return messages

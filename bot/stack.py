@@ -1,0 +1,194 @@
+"""Start and stop the action server and the Rasa server together.
+
+`make run` uses this module in the foreground; the end-to-end tests and
+`make bench` use the same `Stack` so that what is tested is what is run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import secrets
+import signal
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+VENV_BIN = Path(sys.executable).parent
+
+
+@dataclass
+class StackConfig:
+    """Ports, model and token of one running stack."""
+
+    rasa_port: int = 5005
+    action_port: int = 5055
+    model: Path = ROOT / "models" / "current.tar.gz"
+    auth_token: str = ""
+    log_dir: Path = ROOT / "var" / "log"
+    extra_env: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def rasa_url(self) -> str:
+        return f"http://127.0.0.1:{self.rasa_port}"
+
+    @property
+    def action_url(self) -> str:
+        return f"http://127.0.0.1:{self.action_port}/webhook"
+
+
+class Stack:
+    """The action server and the Rasa server as child processes."""
+
+    def __init__(self, config: StackConfig) -> None:
+        self.config = config
+        self._processes: list[tuple[str, subprocess.Popen[bytes]]] = []
+
+    def _env(self) -> dict[str, str]:
+        env = dict(os.environ)
+        env.update(self.config.extra_env)
+        env["ACTION_ENDPOINT_URL"] = self.config.action_url
+        env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+        env.setdefault("SQLALCHEMY_SILENCE_UBER_WARNING", "1")
+        env["PYTHONPATH"] = f"{ROOT}{os.pathsep}{env.get('PYTHONPATH', '')}"
+        return env
+
+    def _spawn(self, name: str, args: list[str]) -> None:
+        self.config.log_dir.mkdir(parents=True, exist_ok=True)
+        log = open(self.config.log_dir / f"{name}.log", "ab")  # noqa: SIM115
+        process = subprocess.Popen(
+            args,
+            cwd=ROOT,
+            env=self._env(),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        self._processes.append((name, process))
+
+    def start(self, timeout: float = 180.0) -> None:
+        """Start both servers and wait until they answer."""
+        if not self.config.model.exists():
+            raise FileNotFoundError(f"{self.config.model} is missing: run 'make train' first")
+        rasa = str(VENV_BIN / "rasa")
+        self._spawn(
+            "actions",
+            [
+                rasa,
+                "run",
+                "actions",
+                "--actions",
+                "actions",
+                "--port",
+                str(self.config.action_port),
+            ],
+        )
+        server = [
+            rasa,
+            "run",
+            "--model",
+            str(self.config.model),
+            "--port",
+            str(self.config.rasa_port),
+            "--interface",
+            "127.0.0.1",
+            "--credentials",
+            "credentials.yml",
+            "--endpoints",
+            "endpoints.yml",
+            "--cors",
+            "*",
+        ]
+        if self.config.auth_token:
+            server += ["--enable-api", "--auth-token", self.config.auth_token]
+        self._spawn("rasa", server)
+        deadline = time.monotonic() + timeout
+        self._wait(f"http://127.0.0.1:{self.config.action_port}/health", deadline)
+        self._wait(f"{self.config.rasa_url}/", deadline)
+
+    def _wait(self, url: str, deadline: float) -> None:
+        while time.monotonic() < deadline:
+            for name, process in self._processes:
+                if process.poll() is not None:
+                    raise RuntimeError(
+                        f"{name} server exited with {process.returncode}; "
+                        f"see {self.config.log_dir / (name + '.log')}"
+                    )
+            try:
+                with urllib.request.urlopen(url, timeout=2) as response:  # noqa: S310
+                    if response.status == 200:
+                        return
+            except (urllib.error.URLError, ConnectionError, TimeoutError):
+                pass
+            time.sleep(0.5)
+        raise TimeoutError(f"{url} did not answer in time")
+
+    def stop(self) -> None:
+        """Stop every process this stack started (SIGTERM, then SIGKILL)."""
+        for _, process in reversed(self._processes):
+            if process.poll() is None:
+                os.killpg(process.pid, signal.SIGTERM)
+        for _, process in reversed(self._processes):
+            try:
+                process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                os.killpg(process.pid, signal.SIGKILL)
+                process.wait()
+        self._processes.clear()
+
+    def __enter__(self) -> Stack:
+        try:
+            self.start()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="Run the assistant until Ctrl-C.")
+    parser.add_argument("--port", type=int, default=int(os.environ.get("RASA_PORT", 5005)))
+    parser.add_argument("--action-port", type=int, default=int(os.environ.get("ACTION_PORT", 5055)))
+    args = parser.parse_args(argv)
+
+    token = os.environ.get("RASA_AUTH_TOKEN", "")
+    generated = not token
+    if generated:
+        token = secrets.token_urlsafe(24)
+    config = StackConfig(rasa_port=args.port, action_port=args.action_port, auth_token=token)
+    stack = Stack(config)
+    print("Starting the action server and the Rasa server (logs in var/log/) ...", flush=True)
+    try:
+        stack.start()
+        print(
+            f"\nThe assistant is running at {config.rasa_url}\n"
+            f"  Chat in a terminal:  make shell\n"
+            f"  REST channel:        POST {config.rasa_url}/webhooks/rest/webhook "
+            '{"sender": "me", "message": "你好"}\n'
+            f"  socket.io channel:   {config.rasa_url}/socket.io\n"
+            f"  HTTP API token:      {token}"
+            + (" (generated; set RASA_AUTH_TOKEN to choose one)" if generated else "")
+            + "\nPress Ctrl-C to stop.",
+            flush=True,
+        )
+        while all(p.poll() is None for _, p in stack._processes):
+            time.sleep(1)
+        print("A server exited; see var/log/. Stopping.", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("\nStopping ...")
+        return 0
+    finally:
+        stack.stop()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

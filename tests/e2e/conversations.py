@@ -1,0 +1,86 @@
+"""Scripted multi-turn conversations played against the running stack.
+
+A conversation file (`tests/conversations/*.yml`) looks like::
+
+    name: 逾期对征信的影响
+    turns:
+      - user: 逾期会影响征信吗
+        contains: [征信]          # every string must appear in this turn's replies
+        any_of: [五年, 5年]        # at least one must appear
+        not_contains: [坐牢]      # none may appear
+
+Each turn's replies are joined into one text; an empty list of replies fails
+the turn unless it says `no_reply: true`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+CONVERSATIONS_DIR = Path(__file__).resolve().parent.parent / "conversations"
+
+#: Never acceptable in any reply of the assistant.
+FORBIDDEN_EVERYWHERE = ["Traceback", "Exception", "坐牢", "逮捕", "拘留", "抓你", "判刑"]
+
+
+@dataclass
+class Turn:
+    user: str
+    contains: list[str] = field(default_factory=list)
+    any_of: list[str] = field(default_factory=list)
+    not_contains: list[str] = field(default_factory=list)
+    no_reply: bool = False
+
+
+@dataclass
+class Conversation:
+    name: str
+    path: Path
+    turns: list[Turn]
+
+
+def load(path: Path) -> Conversation:
+    raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    turns = [Turn(**turn) for turn in raw["turns"]]
+    return Conversation(name=raw.get("name", path.stem), path=path, turns=turns)
+
+
+def load_all(directory: Path = CONVERSATIONS_DIR) -> list[Conversation]:
+    return [load(path) for path in sorted(directory.glob("*.yml"))]
+
+
+def reply_text(replies: list[dict[str, Any]]) -> str:
+    """All replies of one turn as text, buttons included."""
+    parts = []
+    for reply in replies:
+        if reply.get("text"):
+            parts.append(reply["text"])
+        parts.extend(f"[{b.get('title', '')}]" for b in reply.get("buttons", []))
+    return "\n".join(parts)
+
+
+def check_turn(turn: Turn, replies: list[dict[str, Any]]) -> list[str]:
+    """The problems with `replies` as an answer to `turn` (empty when it passes)."""
+    text = reply_text(replies)
+    problems = []
+    if not replies and not turn.no_reply:
+        problems.append("the bot did not reply")
+    problems += [f"missing {s!r}" for s in turn.contains if s not in text]
+    if turn.any_of and not any(s in text for s in turn.any_of):
+        problems.append(f"none of {turn.any_of!r}")
+    problems += [f"must not contain {s!r}" for s in turn.not_contains if s in text]
+    problems += [f"forbidden {s!r}" for s in FORBIDDEN_EVERYWHERE if s in text]
+    return problems
+
+
+def format_failure(conversation: Conversation, index: int, problems: list[str], text: str) -> str:
+    turn = conversation.turns[index]
+    return (
+        f"{conversation.path.name}, turn {index + 1}\n"
+        f"  user:     {turn.user!r}\n"
+        f"  bot:      {text!r}\n" + "".join(f"  problem:  {p}\n" for p in problems)
+    )
