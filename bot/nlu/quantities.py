@@ -114,7 +114,10 @@ def _patterns() -> dict[str, list[list[dict[str, Any]]]]:
     month_prefix = _in("下个月", "下月", "这个月", "本月", "当月", "下下个月")
     return {
         "phone": [[{"TEXT": {"REGEX": r"^1[3-9][0-9]{9}$"}}]],
-        "id_last4": [[{"LOWER": {"REGEX": r"^[0-9]{3}[0-9x]$"}}]],
+        "id_last4": [
+            [{"LOWER": {"REGEX": r"^[0-9]{3}[0-9x]$"}}],
+            [{"TEXT": {"REGEX": r"^[0-9]{3}$"}}, {"LOWER": "x"}],
+        ],
         "date": [
             [_num(), _in("年"), _num(), _in("月"), _num(), _in("日", "号")],
             [_num(), {"TEXT": "-"}, _num(), {"TEXT": "-"}, _num()],
@@ -247,7 +250,7 @@ def _value(label: str, span: Span, doc: Doc, today: date) -> Any:
         return text
     if label == "id_last4":
         preceding = doc.text[: span.start_char]
-        return text.upper() if ID_CONTEXT.search(preceding) else None
+        return text.replace(" ", "").upper() if ID_CONTEXT.search(preceding) else None
     if label == "date":
         parsed = parse_date(text, today)
         return parsed.isoformat() if parsed else None

@@ -1,0 +1,64 @@
+"""Hostile, empty and odd messages get a clear reply, never an error or a hang."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from tests.e2e.conversations import FORBIDDEN_EVERYWHERE, reply_text
+
+pytestmark = pytest.mark.e2e
+
+#: The replies a message the bot cannot use may get: the fallback, out of
+#: scope, or a reply that says what the bot can do, with an example.
+CLEAR_REPLIES = ["没有理解", "超出了我能处理的范围", "我可以", "例如"]
+
+
+async def assert_clear_reply(client, message: object) -> str:
+    replies = await asyncio.wait_for(client.say(message), timeout=30)
+    text = reply_text(replies)
+    assert text, f"no reply to {message!r}"
+    assert not any(word in text for word in FORBIDDEN_EVERYWHERE), text
+    return text
+
+
+@pytest.mark.parametrize(
+    "message",
+    [
+        pytest.param("😀😀😀🙏", id="only-emoji"),
+        pytest.param("？？？！！！。。。……", id="only-punctuation"),
+        pytest.param("Hello, can you tell me the weather in London?", id="english"),
+        pytest.param("'; DROP TABLE debtors; --", id="sql"),
+        pytest.param("1 OR 1=1; SELECT * FROM accounts", id="sql-select"),
+        pytest.param("asdfghjkl qwerty", id="gibberish"),
+    ],
+)
+async def test_unusable_message_gets_a_clear_reply(client, message: str) -> None:
+    text = await assert_clear_reply(client, message)
+    assert any(clear in text for clear in CLEAR_REPLIES), text
+
+
+async def test_html_is_not_echoed_back(client) -> None:
+    text = await assert_clear_reply(client, "<script>alert('x')</script><b>你好</b>")
+    assert "<script>" not in text
+
+
+async def test_empty_message_gets_a_reply(client) -> None:
+    await assert_clear_reply(client, "")
+
+
+async def test_whitespace_message_gets_a_reply(client) -> None:
+    await assert_clear_reply(client, "   \n\t ")
+
+
+async def test_five_thousand_characters_get_a_reply_in_time(client) -> None:
+    long_message = ("我想问一下逾期的事情，" * 500)[:5000]
+    text = await assert_clear_reply(client, long_message)
+    assert text
+
+
+async def test_the_conversation_goes_on_after_bad_input(client) -> None:
+    await assert_clear_reply(client, "'; DROP TABLE debtors; --")
+    text = await assert_clear_reply(client, "逾期会影响征信吗")
+    assert "征信" in text

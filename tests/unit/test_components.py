@@ -1,0 +1,78 @@
+"""The Rasa graph components on literal messages."""
+
+from datetime import date
+
+from rasa.shared.nlu.constants import ENTITIES, TEXT
+from rasa.shared.nlu.training_data.message import Message
+from rasa.shared.nlu.training_data.training_data import TrainingData
+
+from bot.nlu.components import ChineseTextNormalizer, QuantityExtractor
+
+
+def normalizer(**config: object) -> ChineseTextNormalizer:
+    return ChineseTextNormalizer({**ChineseTextNormalizer.get_default_config(), **config})
+
+
+def extractor() -> QuantityExtractor:
+    config = {**QuantityExtractor.get_default_config(), "dictionary_path": "data/nlu/jieba"}
+    return QuantityExtractor(config)
+
+
+def test_normalizer_converts_incoming_traditional_text() -> None:
+    [message] = normalizer().process([Message(data={TEXT: "我想申請停息掛賬"})])
+    assert message.get(TEXT) == "我想申请停息挂账"
+    assert message.get("original_text") == "我想申請停息掛賬"
+
+
+def test_normalizer_cuts_very_long_messages() -> None:
+    [message] = normalizer(max_length=500).process([Message(data={TEXT: "逾" * 5000})])
+    assert message.get(TEXT) == "逾" * 500
+    assert message.get("truncated") is True
+
+
+def test_normalizer_leaves_messages_without_text_alone() -> None:
+    empty = Message(data={TEXT: ""})
+    intent_only = Message(data={"intent": {"name": "greet"}})
+    assert normalizer().process([empty, intent_only]) == [empty, intent_only]
+
+
+def test_normalizer_keeps_training_annotations_aligned() -> None:
+    example = Message(
+        data={
+            TEXT: "我叫張偉",
+            "intent": "inform",
+            ENTITIES: [{"start": 2, "end": 4, "value": "張偉", "entity": "person_name"}],
+        }
+    )
+    data = normalizer().process_training_data(TrainingData([example]))
+    [message] = data.training_examples
+    assert message.get(TEXT) == "我叫张伟"
+    assert message.get(TEXT)[2:4] == "张伟"
+
+
+def test_extractor_adds_quantities() -> None:
+    component = extractor()
+    component.today = lambda: date(2026, 11, 28)  # type: ignore[method-assign]
+    [message] = component.process([Message(data={TEXT: "下周五先还三千"})])
+    assert [(e["entity"], e["value"]) for e in message.get(ENTITIES)] == [
+        ("date", "2026-12-04"),
+        ("amount", 3000),
+    ]
+
+
+def test_extractor_drops_statistical_entities_that_overlap_its_own() -> None:
+    diet_product = {"entity": "product", "value": "credit_card", "start": 0, "end": 3}
+    diet_name = {"entity": "person_name", "value": "1380013", "start": 5, "end": 12}
+    message = Message(data={TEXT: "信用卡，手机13800138000", ENTITIES: [diet_product, diet_name]})
+    [message] = extractor().process([message])
+    assert message.get(ENTITIES) == [
+        diet_product,
+        {
+            "entity": "phone",
+            "value": "13800138000",
+            "start": 6,
+            "end": 17,
+            "confidence_entity": 1.0,
+            "extractor": "QuantityExtractor",
+        },
+    ]
