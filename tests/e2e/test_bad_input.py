@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
+import aiohttp
 import pytest
 
 from tests.e2e.conversations import FORBIDDEN_EVERYWHERE, reply_text
@@ -62,3 +63,37 @@ async def test_the_conversation_goes_on_after_bad_input(client) -> None:
     await assert_clear_reply(client, "'; DROP TABLE debtors; --")
     text = await assert_clear_reply(client, "逾期会影响征信吗")
     assert "征信" in text
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        pytest.param({"sender": "e2e-bad", "message": 123}, "message", id="number-message"),
+        pytest.param({"sender": "e2e-bad", "message": {"a": 1}}, "message", id="object-message"),
+        pytest.param({"sender": "e2e-bad", "message": "逾" * 20_001}, "message", id="huge"),
+        pytest.param({"message": "你好"}, "sender", id="no-sender"),
+        pytest.param({"sender": "", "message": "你好"}, "sender", id="empty-sender"),
+        pytest.param({"sender": "x" * 129, "message": "你好"}, "sender", id="long-sender"),
+        pytest.param({"sender": ["x"], "message": "你好"}, "sender", id="list-sender"),
+        pytest.param(["not", "an", "object"], "JSON object", id="list-body"),
+    ],
+)
+async def test_malformed_request_gets_400_naming_the_field(rasa_url, body, field) -> None:
+    async with aiohttp.ClientSession() as session:
+        async with session.post(f"{rasa_url}/webhooks/rest/webhook", json=body) as response:
+            assert response.status == 400
+            assert field in await response.text()
+
+
+async def test_body_that_is_not_json_gets_400(rasa_url) -> None:
+    async with aiohttp.ClientSession() as session:
+        async with session.post(
+            f"{rasa_url}/webhooks/rest/webhook",
+            data="{not json",
+            headers={"Content-Type": "application/json"},
+        ) as response:
+            assert response.status == 400
+
+
+async def test_null_message_is_an_empty_message(client) -> None:
+    await assert_clear_reply(client, None)

@@ -1,0 +1,1 @@
+"""Input channels: the REST channel with input checks; WeChat and web chat later."""

@@ -1,0 +1,64 @@
+"""Rasa's REST channel, with a clear 400 answer for malformed requests.
+
+Rasa's own `RestInput` turns a non-string `message` into an exception that it
+logs and answers with an empty list, so the caller cannot tell a silent bot
+from a broken request. This channel keeps the same URL
+(`/webhooks/rest/webhook`) and response format, and rejects a request whose
+`sender` or `message` has the wrong type or size with HTTP 400 and a JSON
+error naming the field.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rasa.core.channels.rest import RestInput
+from sanic.exceptions import SanicException
+from sanic.request import Request
+
+MAX_SENDER_LENGTH = 128
+#: Far above any real chat message; the NLU pipeline reads at most 500 characters.
+MAX_MESSAGE_LENGTH = 20_000
+
+
+class InvalidRequest(SanicException):
+    """A request the channel cannot turn into a user message."""
+
+    status_code = 400
+    quiet = True
+
+
+def _json_body(request: Request) -> dict[str, Any]:
+    try:
+        body = request.json
+    except SanicException as error:
+        raise InvalidRequest("the body must be a JSON object") from error
+    if not isinstance(body, dict):
+        raise InvalidRequest("the body must be a JSON object")
+    return body
+
+
+class CheckedRestInput(RestInput):
+    """`rest` channel that validates `sender` and `message` before Rasa sees them."""
+
+    @classmethod
+    def name(cls) -> str:
+        return "rest"
+
+    async def _extract_sender(self, req: Request) -> str:
+        sender = _json_body(req).get("sender")
+        if not isinstance(sender, str) or not sender.strip():
+            raise InvalidRequest("'sender' must be a non-empty string")
+        if len(sender) > MAX_SENDER_LENGTH:
+            raise InvalidRequest(f"'sender' must be at most {MAX_SENDER_LENGTH} characters")
+        return sender
+
+    def _extract_message(self, req: Request) -> str:
+        message = _json_body(req).get("message", "")
+        if message is None:
+            message = ""
+        if not isinstance(message, str):
+            raise InvalidRequest("'message' must be a string")
+        if len(message) > MAX_MESSAGE_LENGTH:
+            raise InvalidRequest(f"'message' must be at most {MAX_MESSAGE_LENGTH} characters")
+        return message

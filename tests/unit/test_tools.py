@@ -1,0 +1,71 @@
+"""The report and measurement helpers that CI and `make bench` rely on."""
+
+import json
+import math
+from pathlib import Path
+
+from bot.bench import Result, percentile, report
+from bot.nlu_report import main as nlu_report_main
+from bot.nlu_report import weakest
+from tests.e2e.conversations import Turn, check_turn
+
+
+def test_percentile_is_nearest_rank() -> None:
+    values = [float(v) for v in range(1, 101)]
+    assert percentile(values, 50) == 50.0
+    assert percentile(values, 95) == 95.0
+    assert percentile(values, 99) == 99.0
+    assert percentile([3.0], 99) == 3.0
+    assert math.isnan(percentile([], 50))
+
+
+def test_bench_report_separates_early_and_late_turns() -> None:
+    latencies = {turn: [0.1] for turn in range(1, 11)}
+    latencies.update({turn: [0.2] for turn in range(11, 21)})
+    text = report(Result(latencies=latencies, elapsed=3.0, errors=0), 1, 20)
+    assert "turns 1-10: p50    100 ms" in text
+    assert "turns 11-20: p50    200 ms" in text
+    assert "late/early p50 ratio: 2.00" in text
+    assert "6.7 replies/s" in text
+
+
+def _write_report(directory: Path, f1: float) -> None:
+    report = {
+        "greet": {"f1-score": 1.0},
+        "deny": {"f1-score": 0.5},
+        "macro avg": {"f1-score": f1},
+        "accuracy": 0.9,
+    }
+    (directory / "intent_report.json").write_text(json.dumps(report))
+
+
+def test_nlu_report_fails_below_the_minimum(tmp_path: Path) -> None:
+    _write_report(tmp_path, 0.85)
+    assert nlu_report_main([str(tmp_path), "--min-macro-f1", "0.90"]) == 1
+
+
+def test_nlu_report_passes_at_the_minimum(tmp_path: Path) -> None:
+    _write_report(tmp_path, 0.90)
+    assert nlu_report_main([str(tmp_path), "--min-macro-f1", "0.90"]) == 0
+
+
+def test_weakest_ignores_summary_rows() -> None:
+    rows = {"a": {"f1-score": 0.2}, "b": {"f1-score": 0.9}, "macro avg": {"f1-score": 0.1}}
+    assert weakest(rows, 1) == [("a", 0.2)]
+
+
+def test_turn_check_reports_every_problem() -> None:
+    turn = Turn(user="x", contains=["征信"], any_of=["五年", "5年"], not_contains=["罚息"])
+    problems = check_turn(turn, [{"text": "罚息会上升，坐牢"}])
+    assert problems == [
+        "missing '征信'",
+        "none of ['五年', '5年']",
+        "must not contain '罚息'",
+        "forbidden '坐牢'",
+    ]
+
+
+def test_turn_check_fails_on_silence_and_counts_buttons() -> None:
+    assert check_turn(Turn(user="x"), []) == ["the bot did not reply"]
+    buttons = [{"text": "请选择", "buttons": [{"title": "个性化分期", "payload": "/x"}]}]
+    assert check_turn(Turn(user="x", contains=["个性化分期"]), buttons) == []
