@@ -12,7 +12,9 @@ import argparse
 import asyncio
 import itertools
 import math
+import os
 import sys
+import tempfile
 import time
 import uuid
 from collections.abc import Sequence
@@ -129,7 +131,12 @@ def main(argv: list[str] | None = None) -> int:
     if args.url:
         result = asyncio.run(run(args.url.rstrip("/"), args.conversations, args.turns))
     else:
-        config = StackConfig(rasa_port=25005, action_port=25055)
+        scratch = tempfile.mkdtemp(prefix="bench-")
+        config = StackConfig(
+            rasa_port=25005,
+            action_port=25055,
+            extra_env={"TRACKER_DB": os.path.join(scratch, "tracker.db")},
+        )
         with Stack(config) as stack:
             # One warm-up message so that lazy loading is not measured.
             asyncio.run(run(stack.config.rasa_url, 1, 1))

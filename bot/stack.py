@@ -53,6 +53,7 @@ class Stack:
         env = dict(os.environ)
         env.update(self.config.extra_env)
         env["ACTION_ENDPOINT_URL"] = self.config.action_url
+        env.setdefault("TRACKER_DB", str(ROOT / "var" / "tracker.db"))
         env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
         env.setdefault("SQLALCHEMY_SILENCE_UBER_WARNING", "1")
         env["PYTHONPATH"] = f"{ROOT}{os.pathsep}{env.get('PYTHONPATH', '')}"
@@ -60,6 +61,7 @@ class Stack:
 
     def _spawn(self, name: str, args: list[str]) -> None:
         self.config.log_dir.mkdir(parents=True, exist_ok=True)
+        (ROOT / "var").mkdir(exist_ok=True)
         log = open(self.config.log_dir / f"{name}.log", "ab")  # noqa: SIM115
         process = subprocess.Popen(
             args,

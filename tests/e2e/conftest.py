@@ -14,7 +14,7 @@ from bot.stack import Stack, StackConfig
 
 
 @pytest.fixture(scope="session")
-def rasa_url() -> Iterator[str]:
+def rasa_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """URL of a running stack: E2E_RASA_URL if set, else one started for the tests."""
     existing = os.environ.get("E2E_RASA_URL")
     if existing:
@@ -24,6 +24,7 @@ def rasa_url() -> Iterator[str]:
         rasa_port=int(os.environ.get("E2E_RASA_PORT", 15005)),
         action_port=int(os.environ.get("E2E_ACTION_PORT", 15055)),
         auth_token=uuid.uuid4().hex,
+        extra_env={"TRACKER_DB": str(tmp_path_factory.mktemp("stack") / "tracker.db")},
     )
     with Stack(config) as stack:
         yield stack.config.rasa_url

@@ -1,0 +1,149 @@
+"""Rasa's SQL tracker store, with a per-turn cost that does not grow with the chat.
+
+Rasa rebuilds a conversation's tracker from every event of the current session
+on every message, and its policies then walk that whole history. A debtor's
+conversation can run to hundreds of turns, so replies would slow down as it
+grows. This store keeps Rasa's `events` table (every event is stored, so the
+full transcript stays available), and adds one row per conversation holding its
+state after the last turn: slot values, the active form and whether the
+conversation is paused. On retrieval it loads only the last `window_events`
+events of the session and restores that state underneath them, so the tracker
+the policies see is bounded. Replaying the window over the final state gives
+the final state again, because each event in the window sets a value to what
+it ended up as, or is overridden by a later event in the same window.
+
+Configure it in `endpoints.yml` with the same keys as Rasa's SQL store, plus
+`window_events`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import json
+import logging
+import time
+from typing import Any
+
+import sqlalchemy as sa
+from rasa.core.tracker_store import SQLTrackerStore
+from rasa.shared.core.domain import Domain
+from rasa.shared.core.events import Event
+from rasa.shared.core.trackers import DialogueStateTracker, TrackerActiveLoop
+from rasa.shared.nlu.constants import INTENT_NAME_KEY
+from rasa.shared.utils.common import all_subclasses
+
+logger = logging.getLogger(__name__)
+
+#: Attribute set on a tracker: how many of its events are already stored.
+STORED_EVENTS = "_stored_event_count"
+
+
+class ConversationState(SQLTrackerStore.Base):  # type: ignore[misc,valid-type]
+    """The state of one conversation after its last stored turn."""
+
+    __tablename__ = "conversation_state"
+
+    sender_id = sa.Column(sa.String(255), primary_key=True)
+    slots = sa.Column(sa.Text, nullable=False)
+    active_loop = sa.Column(sa.Text)
+    paused = sa.Column(sa.Boolean, nullable=False, default=False)
+    updated_at = sa.Column(sa.Float, nullable=False)
+
+
+@functools.lru_cache(maxsize=1)
+def _event_classes() -> dict[str, type[Event]]:
+    return {cls.type_name: cls for cls in all_subclasses(Event)}
+
+
+def deserialise_events(serialised: list[dict[str, Any]]) -> list[Event]:
+    """Like Rasa's `deserialise_events`, without searching every subclass per event."""
+    classes = _event_classes()
+    events = []
+    for parameters in serialised:
+        cls = classes.get(parameters.get("event", ""))
+        event = cls._from_parameters(parameters) if cls else Event.from_parameters(parameters)
+        if event is not None:
+            events.append(event)
+    return events
+
+
+class WindowedSQLTrackerStore(SQLTrackerStore):
+    """SQL tracker store that loads a bounded window of recent events."""
+
+    def __init__(
+        self, domain: Domain | None = None, window_events: int = 60, **kwargs: Any
+    ) -> None:
+        super().__init__(domain=domain, **kwargs)
+        self.window_events = int(window_events)
+        if self.window_events < 10:
+            raise ValueError("window_events must be at least 10")
+        ConversationState.__table__.create(self.engine, checkfirst=True)
+
+    async def _retrieve(
+        self, sender_id: str, fetch_events_from_all_sessions: bool
+    ) -> DialogueStateTracker | None:
+        with self.session_scope() as session:
+            query = self._event_query(session, sender_id, fetch_events_from_all_sessions)
+            state = None
+            if not fetch_events_from_all_sessions:
+                state = session.get(ConversationState, sender_id)
+            if state is None:
+                rows = query.all()
+            else:
+                newest_first = query.order_by(None).order_by(self.SQLEvent.id.desc())
+                rows = list(reversed(newest_first.limit(self.window_events).all()))
+            if not rows or not self.domain:
+                return None
+            events = deserialise_events([json.loads(row.data) for row in rows])
+            tracker = self.init_tracker(sender_id)
+            if state is not None and len(rows) == self.window_events:
+                _restore_state(tracker, state)
+        for event in events:
+            tracker.update(event)
+        setattr(tracker, STORED_EVENTS, len(tracker.events))
+        return tracker
+
+    async def save(self, tracker: DialogueStateTracker) -> None:
+        """Append the events added since retrieval and record the final state."""
+        await self.stream_events(tracker)
+        stored = getattr(tracker, STORED_EVENTS, 0)
+        new_events = list(tracker.events)[stored:]
+        with self.session_scope() as session:
+            for event in new_events:
+                data = event.as_dict()
+                session.add(
+                    self.SQLEvent(
+                        sender_id=tracker.sender_id,
+                        type_name=event.type_name,
+                        timestamp=data.get("timestamp"),
+                        intent_name=data.get("parse_data", {})
+                        .get("intent", {})
+                        .get(INTENT_NAME_KEY),
+                        action_name=data.get("name"),
+                        data=json.dumps(data),
+                    )
+                )
+            state = session.get(ConversationState, tracker.sender_id)
+            if state is None:
+                state = ConversationState(sender_id=tracker.sender_id)
+                session.add(state)
+            state.slots = json.dumps(tracker.current_slot_values())
+            loop = tracker.active_loop
+            state.active_loop = json.dumps(dataclasses.asdict(loop)) if loop else None
+            state.paused = tracker.is_paused()
+            state.updated_at = time.time()
+            session.commit()
+        setattr(tracker, STORED_EVENTS, len(tracker.events))
+
+
+def _restore_state(tracker: DialogueStateTracker, state: ConversationState) -> None:
+    for name, value in json.loads(state.slots).items():
+        slot = tracker.slots.get(name)
+        # A slot left at its initial value stays "never set", as Rasa replays it.
+        if slot is not None and value != slot.initial_value:
+            slot.value = value
+    if state.active_loop:
+        tracker.active_loop = TrackerActiveLoop(**json.loads(state.active_loop))
+    if state.paused:
+        tracker._paused = True

@@ -1,0 +1,161 @@
+"""The windowed SQL tracker store restores the state of a full replay (SQLite, PostgreSQL)."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+from rasa.shared.core.domain import Domain
+from rasa.shared.core.events import (
+    ActionExecuted,
+    ActiveLoop,
+    BotUttered,
+    ConversationPaused,
+    SessionStarted,
+    SlotSet,
+    UserUttered,
+)
+from rasa.shared.core.trackers import DialogueStateTracker
+
+from bot.tracker_store import WindowedSQLTrackerStore
+
+DOMAIN = Domain.from_yaml(
+    """
+version: "3.1"
+intents: [greet, inform]
+slots:
+  verified:
+    type: bool
+    initial_value: false
+    mappings: [{type: custom}]
+  monthly_income:
+    type: float
+    mappings: [{type: custom}]
+  debtor_name:
+    type: text
+    mappings: [{type: custom}]
+forms:
+  circumstances_form:
+    required_slots: [monthly_income]
+responses:
+  utter_greet: [{text: "您好"}]
+"""
+)
+WINDOW = 20
+#: Events carry real timestamps: Rasa finds the latest session by its start time.
+T0 = 1_790_000_000.0
+POSTGRES = dict(dialect="postgresql", host="127.0.0.1", port=5432, db="test", username="postgres")
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[WindowedSQLTrackerStore]:
+    if request.param == "sqlite":
+        config = dict(dialect="sqlite", db=str(tmp_path / "tracker.db"))
+    else:
+        config = POSTGRES
+    store = WindowedSQLTrackerStore(domain=DOMAIN, window_events=WINDOW, **config)
+    yield store
+    store.engine.dispose()
+
+
+def turn(text: str, index: int) -> list:
+    return [
+        UserUttered(text, {"name": "inform", "confidence": 1.0}, timestamp=T0 + index),
+        ActionExecuted("utter_greet", timestamp=T0 + index),
+        BotUttered("您好", timestamp=T0 + index),
+        ActionExecuted("action_listen", timestamp=T0 + index),
+    ]
+
+
+def history() -> list:
+    events = [ActionExecuted("action_session_start", timestamp=T0), SessionStarted(timestamp=T0)]
+    events += [
+        SlotSet("verified", True, timestamp=T0),
+        SlotSet("debtor_name", "张伟", timestamp=T0),
+    ]
+    events.append(ActionExecuted("action_listen", timestamp=T0))
+    for index in range(1, 40):
+        events += turn(f"第{index}句", index)
+    events += [
+        ActiveLoop("circumstances_form", timestamp=T0 + 40),
+        SlotSet("monthly_income", 4000.0, timestamp=T0 + 40),
+        SlotSet("debtor_name", None, timestamp=T0 + 40),
+    ]
+    return events
+
+
+async def save_in_turns(store: WindowedSQLTrackerStore, sender: str, events: list) -> None:
+    """Store `events` as Rasa does: retrieve, add one turn's events, save."""
+    tracker = await store.get_or_create_tracker(sender, append_action_listen=False)
+    for start in range(0, len(events), 4):
+        tracker = await store.retrieve(sender) or tracker
+        for event in events[start : start + 4]:
+            tracker.update(event)
+        await store.save(tracker)
+
+
+async def test_windowed_tracker_has_the_state_of_a_full_replay(
+    store: WindowedSQLTrackerStore,
+) -> None:
+    sender = f"t-{uuid.uuid4().hex}"
+    events = history()
+    await save_in_turns(store, sender, events)
+    expected = DialogueStateTracker.from_events(sender, events, DOMAIN.slots)
+
+    tracker = await store.retrieve(sender)
+
+    assert tracker is not None
+    assert len(tracker.events) == WINDOW
+    assert tracker.current_slot_values() == expected.current_slot_values()
+    assert tracker.current_slot_values()["verified"] is True
+    assert tracker.active_loop_name == "circumstances_form"
+    assert tracker.latest_message.text == "第39句"
+    assert not tracker.is_paused()
+
+
+async def test_every_event_is_stored_once(store: WindowedSQLTrackerStore) -> None:
+    sender = f"t-{uuid.uuid4().hex}"
+    events = history()
+    await save_in_turns(store, sender, events)
+
+    with store.engine.connect() as connection:
+        count = connection.execute(
+            sa.text("SELECT count(*) FROM events WHERE sender_id = :s"), {"s": sender}
+        ).scalar()
+    full = await store.retrieve_full_tracker(sender)
+
+    assert count == len(events)
+    assert full is not None and len(full.events) == len(events)
+
+
+async def test_short_conversation_is_replayed_whole(store: WindowedSQLTrackerStore) -> None:
+    sender = f"t-{uuid.uuid4().hex}"
+    events = [SlotSet("verified", True), *turn("你好", 1)]
+    await save_in_turns(store, sender, events)
+
+    tracker = await store.retrieve(sender)
+
+    assert tracker is not None
+    assert list(tracker.events) == events
+
+
+async def test_paused_state_survives_the_window(store: WindowedSQLTrackerStore) -> None:
+    sender = f"t-{uuid.uuid4().hex}"
+    events = [ConversationPaused(timestamp=T0)] + [e for i in range(1, 10) for e in turn("在吗", i)]
+    await save_in_turns(store, sender, events)
+
+    tracker = await store.retrieve(sender)
+
+    assert tracker is not None and tracker.is_paused()
+
+
+async def test_unknown_conversation_is_none(store: WindowedSQLTrackerStore) -> None:
+    assert await store.retrieve(f"t-{uuid.uuid4().hex}") is None
+
+
+def test_window_must_hold_a_few_turns(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="window_events"):
+        WindowedSQLTrackerStore(domain=DOMAIN, window_events=3, db=str(tmp_path / "x.db"))
