@@ -41,6 +41,7 @@ $(MODEL): $(INSTALLED) $(TRAIN_INPUTS)
 train: $(MODEL)
 
 run: $(MODEL)
+	$(PY) -m bot.db seed-demo
 	$(PY) -m bot.stack
 
 shell: $(INSTALLED)

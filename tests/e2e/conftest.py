@@ -1,33 +1,105 @@
-"""Fixtures that start the real action server and Rasa server once per session."""
+"""Fixtures that start the real action server and Rasa server once per database.
+
+Every end-to-end test runs twice: with the application database on SQLite and
+on the PostgreSQL server (`E2E_POSTGRES_URL`, default the local `postgres`
+user's server). Each run gets a fresh database, migrated and seeded with the
+demo debtors, and a fresh tracker database.
+"""
 
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import aiohttp
+import psycopg2
 import pytest
+import sqlalchemy as sa
+from psycopg2 import sql
 
-from bot.stack import Stack, StackConfig
+from bot.db.engine import sync_url
+from bot.stack import ROOT, Stack, StackConfig
+
+POSTGRES_URL = os.environ.get("E2E_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432")
+BACKENDS = os.environ.get("E2E_DATABASES", "sqlite,postgresql").split(",")
+
+
+def _seed(database_url: str) -> None:
+    env = {**os.environ, "DATABASE_URL": database_url}
+    subprocess.run([sys.executable, "-m", "bot.db", "seed-demo"], cwd=ROOT, env=env, check=True)
+
+
+def _admin(statement: sql.Composable) -> None:
+    connection = psycopg2.connect(f"{POSTGRES_URL}/postgres")
+    connection.autocommit = True
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute(statement)
+    finally:
+        connection.close()
+
+
+@pytest.fixture(scope="session", params=BACKENDS)
+def database_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory):
+    """A fresh, migrated and seeded application database."""
+    if request.param == "sqlite":
+        url = f"sqlite+aiosqlite:///{tmp_path_factory.mktemp('db') / 'bank.db'}"
+        _seed(url)
+        yield url
+        return
+    name = f"e2e_{uuid.uuid4().hex[:12]}"
+    _admin(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    try:
+        url = f"{POSTGRES_URL.replace('postgresql://', 'postgresql+asyncpg://')}/{name}"
+        _seed(url)
+        yield url
+    finally:
+        _admin(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
 
 
 @pytest.fixture(scope="session")
-def rasa_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def rasa_url(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """URL of a running stack: E2E_RASA_URL if set, else one started for the tests."""
     existing = os.environ.get("E2E_RASA_URL")
     if existing:
         yield existing.rstrip("/")
         return
+    scratch: Path = tmp_path_factory.mktemp("stack")
     config = StackConfig(
         rasa_port=int(os.environ.get("E2E_RASA_PORT", 15005)),
         action_port=int(os.environ.get("E2E_ACTION_PORT", 15055)),
         auth_token=uuid.uuid4().hex,
-        extra_env={"TRACKER_DB": str(tmp_path_factory.mktemp("stack") / "tracker.db")},
+        log_dir=scratch / "log",
+        extra_env={"TRACKER_DB": str(scratch / "tracker.db"), "DATABASE_URL": database_url},
     )
     with Stack(config) as stack:
         yield stack.config.rasa_url
+
+
+@pytest.fixture(autouse=True)
+def _fresh_verification_state(request: pytest.FixtureRequest) -> Iterator[None]:
+    """Forget verification attempts and locks after each test.
+
+    A lock-out applies to the debtor across conversations for 30 minutes, so one
+    test's failed attempts for 张伟 would otherwise lock him for the next test.
+    The append-only audit log is kept.
+    """
+    yield
+    if "database_url" not in request.fixturenames:
+        return
+    url = sync_url(request.getfixturevalue("database_url"))
+    engine = sa.create_engine(url, future=True)
+    try:
+        with engine.begin() as connection:
+            connection.execute(sa.text("DELETE FROM verification_locks"))
+            connection.execute(sa.text("DELETE FROM verification_attempts"))
+    finally:
+        engine.dispose()
 
 
 class RestClient:

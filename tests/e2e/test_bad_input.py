@@ -13,7 +13,7 @@ pytestmark = pytest.mark.e2e
 
 #: The replies a message the bot cannot use may get: the fallback, out of
 #: scope, or a reply that says what the bot can do, with an example.
-CLEAR_REPLIES = ["没有理解", "超出了我能处理的范围", "我可以", "例如"]
+CLEAR_REPLIES = ["没有理解", "超出了我能处理的范围", "我可以", "例如", "核实"]
 
 
 async def assert_clear_reply(client, message: object) -> str:

@@ -1,0 +1,191 @@
+"""Identity verification: nothing about any account is said before it succeeds."""
+
+from __future__ import annotations
+
+import re
+from typing import Any, ClassVar
+from zoneinfo import ZoneInfo
+
+from rasa_sdk import Action, Tracker
+from rasa_sdk.events import EventType, FollowupAction, SlotSet
+from rasa_sdk.executor import CollectingDispatcher
+from rasa_sdk.types import DomainDict
+
+from actions.common import database
+from actions.disclosure import tell_account_status
+from actions.forms import Normalizer, NormalizingFormValidation
+from bot.identity import (
+    active_lock,
+    mask_mobile,
+    normalize_id_last4,
+    normalize_mobile,
+    normalize_name,
+    verify_identity,
+)
+from bot.nlu.normalize import normalize_text
+
+IDENTITY_SLOTS = ("debtor_name", "id_last4", "phone")
+BEIJING = ZoneInfo("Asia/Shanghai")
+#: Words debtors put around their name ("我叫张伟", "本人姓名：张伟。").
+_NAME_WRAPPING = re.compile(
+    r"^(?:(?:我的名字是|我的名字叫|我的姓名是|名字是|名字叫|姓名是|姓名|我叫|我是|本人是|本人|叫)[:：\s]*)+"
+    r"|[。.,，!！~\s]+$"
+)
+_CJK_ONLY = re.compile(r"[\u3400-\u9fff]+")
+MAX_NAME_CHARS = 20
+_MOBILE = re.compile(r"(?<![0-9])(?:\+?86[\s-]?)?1[3-9][0-9](?:[\s-]?[0-9]){8}(?![0-9])")
+_FULL_ID = re.compile(r"(?<![0-9])[0-9]{14}(?:[0-9]{3}[0-9Xx])?(?![0-9])")
+_LAST4 = re.compile(r"(?<![0-9])[0-9]{3}[0-9Xx](?![0-9A-Za-z])")
+
+
+def _entity(tracker: Tracker, name: str) -> Any:
+    return next(tracker.get_latest_entity_values(name), None)
+
+
+def name_from(value: Any, tracker: Tracker) -> str | None:
+    """The debtor's name: the extracted entity if any, else the text without wrapping.
+
+    A message that is nothing but a long run of Chinese characters is not a name,
+    even if a few of its characters were tagged as one.
+    """
+    message = _NAME_WRAPPING.sub("", normalize_text(tracker.latest_message.get("text") or ""))
+    if _CJK_ONLY.fullmatch(message) and len(message) > MAX_NAME_CHARS:
+        return None
+    entity = _entity(tracker, "person_name")
+    text = entity if isinstance(entity, str) else str(value)
+    return normalize_name(_NAME_WRAPPING.sub("", normalize_text(text).strip()))
+
+
+def last4_from(value: Any, tracker: Tracker) -> str | None:
+    """Last four characters of the national ID, from the entity or the typed text."""
+    entity = _entity(tracker, "id_last4")
+    if isinstance(entity, str):
+        return normalize_id_last4(entity)
+    text = _MOBILE.sub(" ", str(value))
+    full = _FULL_ID.search(text)
+    if full:
+        return normalize_id_last4(full.group(0)[-4:])
+    candidates = _LAST4.findall(text)
+    return normalize_id_last4(candidates[-1]) if len(candidates) == 1 else None
+
+
+def mobile_from(value: Any, tracker: Tracker) -> str | None:
+    """The 11-digit mobile number, from the entity or the typed text."""
+    entity = _entity(tracker, "phone")
+    if isinstance(entity, str):
+        return normalize_mobile(entity)
+    found = _MOBILE.search(str(value))
+    return normalize_mobile(found.group(0)) if found else normalize_mobile(str(value))
+
+
+class ValidateVerificationForm(NormalizingFormValidation):
+    """Checks the name, ID digits and mobile number as the debtor gives them."""
+
+    normalizers: ClassVar[dict[str, tuple[Normalizer, str]]] = {
+        "debtor_name": (name_from, "utter_invalid_debtor_name"),
+        "id_last4": (last4_from, "utter_invalid_id_last4"),
+        "phone": (mobile_from, "utter_invalid_phone"),
+    }
+
+    def name(self) -> str:
+        return "validate_verification_form"
+
+
+def _reset_identity() -> list[EventType]:
+    return [SlotSet(slot, None) for slot in IDENTITY_SLOTS]
+
+
+#: Requests that need a verified debtor; the one made is answered after verification.
+PENDING_REQUESTS = {"ask_account_status", "request_negotiation", "state_hardship", "promise_to_pay"}
+
+
+async def start_verification(
+    dispatcher: CollectingDispatcher, tracker: Tracker, pending: str | None
+) -> list[EventType]:
+    """Open the verification form, remembering `pending`, unless locked out."""
+    events: list[EventType] = []
+    if pending in PENDING_REQUESTS:
+        events.append(SlotSet("pending_request", pending))
+    locked_until = await active_lock(database(), tracker.sender_id)
+    if locked_until is not None:
+        dispatcher.utter_message(
+            response="utter_verification_locked",
+            unlock_time=locked_until.astimezone(BEIJING).strftime("%H:%M"),
+        )
+        return [*events, *_reset_identity()]
+    dispatcher.utter_message(response="utter_verification_intro")
+    return [*events, FollowupAction("verification_form")]
+
+
+class ActionStartVerification(Action):
+    """Start the verification form, unless already verified or locked out."""
+
+    def name(self) -> str:
+        return "action_start_verification"
+
+    async def run(
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
+    ) -> list[EventType]:
+        intent = (tracker.latest_message.get("intent") or {}).get("name")
+        if tracker.get_slot("verified"):
+            if intent == "inform":
+                dispatcher.utter_message(response="utter_inform_ack")
+                return []
+            return await continue_request(dispatcher, tracker, intent)
+        return await start_verification(dispatcher, tracker, intent)
+
+
+class ActionVerifyIdentity(Action):
+    """Check the three details against the bank's records once the form is complete."""
+
+    def name(self) -> str:
+        return "action_verify_identity"
+
+    async def run(
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
+    ) -> list[EventType]:
+        name, id_last4, phone = (tracker.get_slot(s) for s in IDENTITY_SLOTS)
+        if not (name and id_last4 and phone):
+            return [FollowupAction("verification_form")]
+        result = await verify_identity(database(), tracker.sender_id, name, id_last4, phone)
+        if result.status == "verified":
+            dispatcher.utter_message(response="utter_verified", masked_phone=mask_mobile(phone))
+            events: list[EventType] = [
+                SlotSet("verified", True),
+                SlotSet("debtor_id", result.debtor_id),
+            ]
+            pending = tracker.get_slot("pending_request")
+            return events + await continue_request(dispatcher, tracker, pending, result.debtor_id)
+        if result.status == "locked":
+            unlock = result.locked_until.astimezone(BEIJING) if result.locked_until else None
+            dispatcher.utter_message(
+                response="utter_verification_locked",
+                unlock_time=unlock.strftime("%H:%M") if unlock else "",
+            )
+            return _reset_identity()
+        # The form is not reopened here: it would read the same message again and
+        # count a second failure. The debtor's next message starts it afresh.
+        dispatcher.utter_message(
+            response="utter_verification_mismatch", attempts_left=result.attempts_left
+        )
+        return _reset_identity()
+
+
+async def continue_request(
+    dispatcher: CollectingDispatcher,
+    tracker: Tracker,
+    pending: str | None,
+    debtor_id: int | None = None,
+) -> list[EventType]:
+    """After verification, answer what the debtor asked for before it."""
+    events: list[EventType] = [SlotSet("pending_request", None)]
+    if pending == "ask_account_status":
+        debtor = debtor_id if debtor_id is not None else tracker.get_slot("debtor_id")
+        await tell_account_status(dispatcher, tracker.sender_id, int(debtor))
+    elif pending in {"request_negotiation", "state_hardship"}:
+        dispatcher.utter_message(response="utter_negotiation_after_verification")
+    elif pending == "promise_to_pay":
+        dispatcher.utter_message(response="utter_promise_after_verification")
+    else:
+        dispatcher.utter_message(response="utter_already_verified")
+    return events
