@@ -27,6 +27,8 @@ from bot.stack import ROOT, Stack, StackConfig
 
 POSTGRES_URL = os.environ.get("E2E_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432")
 BACKENDS = os.environ.get("E2E_DATABASES", "sqlite,postgresql").split(",")
+#: Token of the Rasa HTTP API of the stack under test.
+API_TOKEN = os.environ.get("E2E_RASA_TOKEN") or uuid.uuid4().hex
 
 
 def _seed(database_url: str) -> None:
@@ -73,7 +75,7 @@ def rasa_url(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Ite
     config = StackConfig(
         rasa_port=int(os.environ.get("E2E_RASA_PORT", 15005)),
         action_port=int(os.environ.get("E2E_ACTION_PORT", 15055)),
-        auth_token=uuid.uuid4().hex,
+        auth_token=API_TOKEN,
         log_dir=scratch / "log",
         extra_env={"TRACKER_DB": str(scratch / "tracker.db"), "DATABASE_URL": database_url},
     )
