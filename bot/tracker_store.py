@@ -7,10 +7,14 @@ grows. This store keeps Rasa's `events` table (every event is stored, so the
 full transcript stays available), and adds one row per conversation holding its
 state after the last turn: slot values, the active form and whether the
 conversation is paused. On retrieval it loads only the last `window_events`
-events of the session and restores that state underneath them, so the tracker
-the policies see is bounded. Replaying the window over the final state gives
-the final state again, because each event in the window sets a value to what
-it ended up as, or is overridden by a later event in the same window.
+events of the session and puts that state in front of them as events
+(`SlotSet`, `ActiveLoop`, `LoopInterrupted`, `ConversationPaused`), so the
+tracker the policies see is bounded. Because the state is carried by events,
+everything Rasa derives by replaying events (tracker copies sent to actions,
+policy featurisation, reverts of a user utterance) sees it too. Replaying the
+window over the final state gives the final state again: each event in the
+window sets a value to what it ended up as, or is overridden by a later event.
+The state events count as stored and are never written back.
 
 Configure it in `endpoints.yml` with the same keys as Rasa's SQL store, plus
 `window_events`.
@@ -28,8 +32,14 @@ from typing import Any
 import sqlalchemy as sa
 from rasa.core.tracker_store import SQLTrackerStore
 from rasa.shared.core.domain import Domain
-from rasa.shared.core.events import Event
-from rasa.shared.core.trackers import DialogueStateTracker, TrackerActiveLoop
+from rasa.shared.core.events import (
+    ActiveLoop,
+    ConversationPaused,
+    Event,
+    LoopInterrupted,
+    SlotSet,
+)
+from rasa.shared.core.trackers import DialogueStateTracker
 from rasa.shared.nlu.constants import INTENT_NAME_KEY
 from rasa.shared.utils.common import all_subclasses
 
@@ -48,6 +58,7 @@ class ConversationState(SQLTrackerStore.Base):  # type: ignore[misc,valid-type]
     slots = sa.Column(sa.Text, nullable=False)
     active_loop = sa.Column(sa.Text)
     paused = sa.Column(sa.Boolean, nullable=False, default=False)
+    #: When the state was last written, for operators looking at the table.
     updated_at = sa.Column(sa.Float, nullable=False)
 
 
@@ -78,7 +89,6 @@ class WindowedSQLTrackerStore(SQLTrackerStore):
         self.window_events = int(window_events)
         if self.window_events < 10:
             raise ValueError("window_events must be at least 10")
-        ConversationState.__table__.create(self.engine, checkfirst=True)
 
     async def _retrieve(
         self, sender_id: str, fetch_events_from_all_sessions: bool
@@ -96,20 +106,21 @@ class WindowedSQLTrackerStore(SQLTrackerStore):
             if not rows or not self.domain:
                 return None
             events = deserialise_events([json.loads(row.data) for row in rows])
-            tracker = self.init_tracker(sender_id)
             if state is not None and len(rows) == self.window_events:
-                _restore_state(tracker, state)
-        for event in events:
-            tracker.update(event)
+                events = _state_events(self.domain, state, events[0].timestamp) + events
+        tracker = DialogueStateTracker.from_events(sender_id, events, self.domain.slots)
         setattr(tracker, STORED_EVENTS, len(tracker.events))
         return tracker
 
     async def save(self, tracker: DialogueStateTracker) -> None:
         """Append the events added since retrieval and record the final state."""
         await self.stream_events(tracker)
-        stored = getattr(tracker, STORED_EVENTS, 0)
-        new_events = list(tracker.events)[stored:]
         with self.session_scope() as session:
+            if hasattr(tracker, STORED_EVENTS):
+                new_events = list(tracker.events)[getattr(tracker, STORED_EVENTS) :]
+            else:
+                # Built elsewhere (e.g. the HTTP API): compare with what is stored.
+                new_events = list(self._additional_events(session, tracker))
             for event in new_events:
                 data = event.as_dict()
                 session.add(
@@ -137,13 +148,19 @@ class WindowedSQLTrackerStore(SQLTrackerStore):
         setattr(tracker, STORED_EVENTS, len(tracker.events))
 
 
-def _restore_state(tracker: DialogueStateTracker, state: ConversationState) -> None:
+def _state_events(domain: Domain, state: ConversationState, timestamp: float) -> list[Event]:
+    """Events that recreate `state`: slots off their initial value, loop, pause."""
+    events: list[Event] = []
     for name, value in json.loads(state.slots).items():
-        slot = tracker.slots.get(name)
-        # A slot left at its initial value stays "never set", as Rasa replays it.
+        slot = next((s for s in domain.slots if s.name == name), None)
         if slot is not None and value != slot.initial_value:
-            slot.value = value
+            events.append(SlotSet(name, value, timestamp=timestamp))
     if state.active_loop:
-        tracker.active_loop = TrackerActiveLoop(**json.loads(state.active_loop))
+        loop = json.loads(state.active_loop)
+        if loop.get("name"):
+            events.append(ActiveLoop(loop["name"], timestamp=timestamp))
+            if loop.get("is_interrupted"):
+                events.append(LoopInterrupted(True, timestamp=timestamp))
     if state.paused:
-        tracker._paused = True
+        events.append(ConversationPaused(timestamp=timestamp))
+    return events

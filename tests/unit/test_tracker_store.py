@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,6 +17,7 @@ from rasa.shared.core.events import (
     ConversationPaused,
     SessionStarted,
     SlotSet,
+    UserUtteranceReverted,
     UserUttered,
 )
 from rasa.shared.core.trackers import DialogueStateTracker
@@ -47,7 +49,17 @@ responses:
 WINDOW = 20
 #: Events carry real timestamps: Rasa finds the latest session by its start time.
 T0 = 1_790_000_000.0
-POSTGRES = dict(dialect="postgresql", host="127.0.0.1", port=5432, db="test", username="postgres")
+_PG = sa.engine.make_url(
+    os.environ.get("TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
+)
+POSTGRES = dict(
+    dialect="postgresql",
+    host=_PG.host,
+    port=_PG.port or 5432,
+    db=_PG.database,
+    username=_PG.username,
+    password=_PG.password,
+)
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -108,7 +120,8 @@ async def test_windowed_tracker_has_the_state_of_a_full_replay(
     tracker = await store.retrieve(sender)
 
     assert tracker is not None
-    assert len(tracker.events) == WINDOW
+    assert list(tracker.events)[-WINDOW:] == events[-WINDOW:]
+    assert len(tracker.events) < WINDOW + 5 < len(events)
     assert tracker.current_slot_values() == expected.current_slot_values()
     assert tracker.current_slot_values()["verified"] is True
     assert tracker.active_loop_name == "circumstances_form"
@@ -159,3 +172,51 @@ async def test_unknown_conversation_is_none(store: WindowedSQLTrackerStore) -> N
 def test_window_must_hold_a_few_turns(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="window_events"):
         WindowedSQLTrackerStore(domain=DOMAIN, window_events=3, db=str(tmp_path / "x.db"))
+
+
+async def test_copies_and_featurisation_see_the_restored_state(
+    store: WindowedSQLTrackerStore,
+) -> None:
+    """Rasa sends copies to actions and featurises replays: both must see the state."""
+    sender = f"t-{uuid.uuid4().hex}"
+    await save_in_turns(store, sender, history())
+
+    tracker = await store.retrieve(sender)
+    assert tracker is not None
+    copy = tracker.copy()
+    full = DialogueStateTracker.from_events(sender, history(), DOMAIN.slots)
+
+    assert copy.current_slot_values() == full.current_slot_values()
+    assert copy.current_slot_values()["verified"] is True
+    assert copy.active_loop_name == "circumstances_form"
+    assert tracker.past_states(DOMAIN)[-1] == full.past_states(DOMAIN)[-1]
+
+
+async def test_a_revert_inside_the_window_keeps_the_earlier_state(
+    store: WindowedSQLTrackerStore,
+) -> None:
+    sender = f"t-{uuid.uuid4().hex}"
+    await save_in_turns(store, sender, history())
+    tracker = await store.retrieve(sender)
+    assert tracker is not None
+
+    tracker.update(UserUtteranceReverted())
+    await store.save(tracker)
+    again = await store.retrieve(sender)
+
+    assert tracker.current_slot_values()["verified"] is True
+    assert again is not None and again.current_slot_values()["verified"] is True
+
+
+async def test_a_tracker_built_elsewhere_is_not_stored_twice(
+    store: WindowedSQLTrackerStore,
+) -> None:
+    sender = f"t-{uuid.uuid4().hex}"
+    events = [SlotSet("verified", True), *turn("你好", 1)]
+    await save_in_turns(store, sender, events)
+
+    rebuilt = DialogueStateTracker.from_events(sender, events + turn("在吗", 2), DOMAIN.slots)
+    await store.save(rebuilt)
+    full = await store.retrieve_full_tracker(sender)
+
+    assert full is not None and len(full.events) == len(events) + 4
