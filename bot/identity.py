@@ -217,6 +217,11 @@ def _check_conversation_id(conversation_id: str) -> None:
         raise ValueError("conversation_id must be a string of 1-255 characters")
 
 
+#: `conversation_id` of a lock on a debtor alone (never a real conversation id,
+#: which is not empty); such a lock never tells a conversation it is locked.
+DEBTOR_LOCK_SCOPE = ""
+
+
 async def _lock_until(
     session: AsyncSession, conversation_id: str, debtor_id: int | None, now: datetime
 ) -> datetime | None:
@@ -227,6 +232,15 @@ async def _lock_until(
         scope, VerificationLock.locked_until > now
     )
     # max() keeps the column type, so the value comes back timezone-aware.
+    return (await session.execute(query)).scalar_one_or_none()
+
+
+async def _debtor_lock_until(
+    session: AsyncSession, debtor_id: int, now: datetime
+) -> datetime | None:
+    query = sa.select(sa.func.max(VerificationLock.locked_until)).where(
+        VerificationLock.debtor_id == debtor_id, VerificationLock.locked_until > now
+    )
     return (await session.execute(query)).scalar_one_or_none()
 
 
@@ -345,7 +359,7 @@ async def verify_identity(
             session, given_name, given_last4, given_mobile
         )
         await _serialize(session, conversation_id, debtor_id)
-        until = await _lock_until(session, conversation_id, debtor_id, now)
+        until = await _lock_until(session, conversation_id, None, now)
         if until is not None:
             blocked = {"locked_until": until}
             action = "verification_blocked"
@@ -353,7 +367,13 @@ async def verify_identity(
             await session.commit()
             return VerificationResult("locked", None, 0, until)
 
-        succeeded = verified_id is not None
+        # A debtor locked out by failures in other conversations is never verified,
+        # but this conversation is answered exactly as for wrong details: the answer
+        # must not tell a stranger that the details belong to a customer.
+        debtor_locked = (
+            debtor_id is not None and await _debtor_lock_until(session, debtor_id, now) is not None
+        )
+        succeeded = verified_id is not None and not debtor_locked
         session.add(
             VerificationAttempt(
                 conversation_id=conversation_id,
@@ -367,6 +387,7 @@ async def verify_identity(
             "mobile": mask_mobile(given_mobile) if given_mobile else None,
             "id_last4_given": given_last4 is not None,
             "matched": matched,
+            "debtor_locked": debtor_locked,
         }
         action = "verification_succeeded" if succeeded else "verification_failed"
         await audit.record(session, ACTOR, action, conversation_id, debtor_id, details, at=now)
@@ -379,11 +400,6 @@ async def verify_identity(
             conversation_id,
             now,
         )
-        if debtor_id is not None:
-            debtor_failures = await _failures(
-                session, VerificationAttempt.debtor_id, VerificationLock.debtor_id, debtor_id, now
-            )
-            failures = max(failures, debtor_failures)
         attempts_left = max(0, MAX_FAILED_ATTEMPTS - failures)
 
         if not succeeded and failures >= MAX_FAILED_ATTEMPTS:
@@ -401,6 +417,27 @@ async def verify_identity(
             await audit.record(session, ACTOR, action, conversation_id, debtor_id, details, at=now)
             await session.commit()
             return VerificationResult("locked", None, 0, until)
+
+        if not succeeded and debtor_id is not None and not debtor_locked:
+            debtor_failures = await _failures(
+                session, VerificationAttempt.debtor_id, VerificationLock.debtor_id, debtor_id, now
+            )
+            if debtor_failures >= MAX_FAILED_ATTEMPTS:
+                # Failures spread over several conversations lock the debtor only.
+                until = now + timedelta(minutes=LOCK_MINUTES)
+                session.add(
+                    VerificationLock(
+                        conversation_id=DEBTOR_LOCK_SCOPE,
+                        debtor_id=debtor_id,
+                        locked_until=until,
+                        created_at=now,
+                    )
+                )
+                details = {"locked_until": until, "failures": debtor_failures}
+                action = "verification_debtor_locked"
+                await audit.record(
+                    session, ACTOR, action, conversation_id, debtor_id, details, at=now
+                )
 
         await session.commit()
         if succeeded:
