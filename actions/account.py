@@ -21,7 +21,7 @@ class ActionAccountStatus(Action):
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> list[EventType]:
         debtor_id = tracker.get_slot("debtor_id")
-        if not tracker.get_slot("verified") or debtor_id is None:
-            return await start_verification(dispatcher, tracker, "ask_account_status")
-        await tell_account_status(dispatcher, tracker.sender_id, int(debtor_id))
-        return []
+        if tracker.get_slot("verified") and debtor_id is not None:
+            if await tell_account_status(dispatcher, tracker.sender_id, int(debtor_id)):
+                return []
+        return await start_verification(dispatcher, tracker, "ask_account_status")

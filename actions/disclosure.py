@@ -6,6 +6,7 @@ from rasa_sdk.executor import CollectingDispatcher
 
 from actions.common import database, money
 from bot.accounts import AccountSummary, account_summaries, record_disclosure
+from bot.identity import is_verified
 
 
 def status_message(account: AccountSummary) -> dict[str, object]:
@@ -30,14 +31,21 @@ def status_message(account: AccountSummary) -> dict[str, object]:
 
 async def tell_account_status(
     dispatcher: CollectingDispatcher, conversation_id: str, debtor_id: int
-) -> None:
-    """Send a verified debtor the figures of every overdue account, and audit it."""
+) -> bool:
+    """Send a verified debtor the figures of every overdue account, and audit it.
+
+    Returns False, saying nothing, when the database holds no recent successful
+    verification of this conversation as this debtor (slots alone are not trusted).
+    """
     db = database()
+    if not await is_verified(db, conversation_id, debtor_id):
+        return False
     accounts = await account_summaries(db, debtor_id)
     if not accounts:
         dispatcher.utter_message(response="utter_no_accounts")
-        return
+        return True
     for account in accounts:
         dispatcher.utter_message(**status_message(account))
     dispatcher.utter_message(response="utter_account_next_steps")
     await record_disclosure(db, conversation_id, debtor_id, "account_status")
+    return True

@@ -34,7 +34,8 @@ _NAME_WRAPPING = re.compile(
 _CJK_ONLY = re.compile(r"[\u3400-\u9fff]+")
 MAX_NAME_CHARS = 20
 _MOBILE = re.compile(r"(?<![0-9])(?:\+?86[\s-]?)?1[3-9][0-9](?:[\s-]?[0-9]){8}(?![0-9])")
-_FULL_ID = re.compile(r"(?<![0-9])[0-9]{14}(?:[0-9]{3}[0-9Xx])?(?![0-9])")
+#: A whole national ID: 18 characters, or 15 digits for the old cards.
+_FULL_ID = re.compile(r"(?<![0-9])(?:[0-9]{17}[0-9Xx]|[0-9]{15})(?![0-9])")
 _LAST4 = re.compile(r"(?<![0-9])[0-9]{3}[0-9Xx](?![0-9A-Za-z])")
 
 
@@ -150,9 +151,11 @@ class ActionVerifyIdentity(Action):
         result = await verify_identity(database(), tracker.sender_id, name, id_last4, phone)
         if result.status == "verified":
             dispatcher.utter_message(response="utter_verified", masked_phone=mask_mobile(phone))
+            # The identifiers are not kept once they have served their purpose.
             events: list[EventType] = [
                 SlotSet("verified", True),
                 SlotSet("debtor_id", result.debtor_id),
+                *_reset_identity(),
             ]
             pending = tracker.get_slot("pending_request")
             return events + await continue_request(dispatcher, tracker, pending, result.debtor_id)
@@ -186,6 +189,8 @@ async def continue_request(
         dispatcher.utter_message(response="utter_negotiation_after_verification")
     elif pending == "promise_to_pay":
         dispatcher.utter_message(response="utter_promise_after_verification")
-    else:
+    elif debtor_id is None:
         dispatcher.utter_message(response="utter_already_verified")
+    else:
+        dispatcher.utter_message(response="utter_anything_else")
     return events

@@ -443,3 +443,27 @@ async def verify_identity(
         if succeeded:
             return VerificationResult("verified", verified_id, attempts_left, None)
         return VerificationResult("mismatch", None, attempts_left, None)
+
+
+#: How long after a successful verification a conversation may be told a debtor's figures.
+VERIFIED_FOR = timedelta(hours=12)
+
+
+async def is_verified(
+    db: Database, conversation_id: str, debtor_id: int, now: datetime | None = None
+) -> bool:
+    """Whether this conversation verified as this debtor recently (checked on the server).
+
+    Actions receive the conversation's slots from whoever calls the action server;
+    before disclosing anything they confirm the verification against the database.
+    """
+    _check_conversation_id(conversation_id)
+    now = _now(now)
+    query = sa.select(sa.func.count()).where(
+        VerificationAttempt.conversation_id == conversation_id,
+        VerificationAttempt.debtor_id == debtor_id,
+        VerificationAttempt.succeeded,
+        VerificationAttempt.created_at > now - VERIFIED_FOR,
+    )
+    async with db.session() as session:
+        return int((await session.execute(query)).scalar_one()) > 0

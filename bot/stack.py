@@ -78,6 +78,9 @@ class Stack:
         if not self.config.model.exists():
             raise FileNotFoundError(f"{self.config.model} is missing: run 'make train' first")
         rasa = str(VENV_BIN / "rasa")
+        # The action server trusts the conversation it is sent: only the Rasa
+        # server on this machine may reach it.
+        self.config.extra_env.setdefault("SANIC_HOST", "127.0.0.1")
         self._spawn(
             "actions",
             [

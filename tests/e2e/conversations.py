@@ -15,6 +15,7 @@ the turn unless it says `no_reply: true`.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -23,8 +24,19 @@ import yaml
 
 CONVERSATIONS_DIR = Path(__file__).resolve().parent.parent / "conversations"
 
-#: Never acceptable in any reply of the assistant.
-FORBIDDEN_EVERYWHERE = ["Traceback", "Exception", "坐牢", "逮捕", "拘留", "抓你", "判刑"]
+#: Never acceptable in any reply of the assistant: errors, and threats. A reply
+#: may say that ordinary inability to pay does NOT lead to jail, so the patterns
+#: skip a preceding negation.
+FORBIDDEN_EVERYWHERE = [
+    "Traceback",
+    "Exception",
+    r"(?<![不没])会(坐牢|被抓|被逮捕|被拘留|判刑)",
+    "抓你",
+    "逮捕你",
+    "拘留你",
+    "后果自负",
+    "走着瞧",
+]
 
 
 @dataclass
@@ -73,7 +85,7 @@ def check_turn(turn: Turn, replies: list[dict[str, Any]]) -> list[str]:
     if turn.any_of and not any(s in text for s in turn.any_of):
         problems.append(f"none of {turn.any_of!r}")
     problems += [f"must not contain {s!r}" for s in turn.not_contains if s in text]
-    problems += [f"forbidden {s!r}" for s in FORBIDDEN_EVERYWHERE if s in text]
+    problems += [f"forbidden {s!r}" for s in FORBIDDEN_EVERYWHERE if re.search(s, text)]
     return problems
 
 

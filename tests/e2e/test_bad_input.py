@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import re
 
 import aiohttp
 import pytest
@@ -13,14 +14,20 @@ pytestmark = pytest.mark.e2e
 
 #: The replies a message the bot cannot use may get: the fallback, out of
 #: scope, or a reply that says what the bot can do, with an example.
-CLEAR_REPLIES = ["没有理解", "超出了我能处理的范围", "我可以", "例如", "核实"]
+CLEAR_REPLIES = [
+    "没有理解您的意思",  # utter_default
+    "超出了我能处理的范围",  # utter_out_of_scope
+    "我可以解答逾期",  # utter_greet
+    "如果您想查询欠款或申请协商还款",  # utter_inform_ack
+    "我需要先核实您的身份",  # utter_verification_intro
+]
 
 
 async def assert_clear_reply(client, message: object) -> str:
     replies = await asyncio.wait_for(client.say(message), timeout=30)
     text = reply_text(replies)
     assert text, f"no reply to {message!r}"
-    assert not any(word in text for word in FORBIDDEN_EVERYWHERE), text
+    assert not any(re.search(pattern, text) for pattern in FORBIDDEN_EVERYWHERE), text
     return text
 
 

@@ -103,6 +103,7 @@ def test_name_prefers_the_extracted_entity() -> None:
         ("后四位是123x", "123X"),
         ("110101199003071234", "1234"),
         ("不对，手机号是13900139001", None),
+        ("卡号12345678905678", None),
         ("12a4", None),
         ("", None),
     ],
@@ -168,7 +169,12 @@ async def test_verified_debtor_hears_the_status_asked_for(seeded_database: str) 
     events = await ActionVerifyIdentity().run(dispatcher, tracker(slots=slots), {})
     assert events[0] == SlotSet("verified", True)
     assert events[1]["name"] == "debtor_id" and events[1]["value"] is not None
-    assert events[2:] == [SlotSet("pending_request", None)]
+    assert events[2:] == [
+        SlotSet("debtor_name", None),
+        SlotSet("id_last4", None),
+        SlotSet("phone", None),
+        SlotSet("pending_request", None),
+    ]
     responses = [m["response"] for m in dispatcher.messages]
     assert responses == [
         "utter_verified",
@@ -222,3 +228,37 @@ async def test_locked_conversation_is_told_so_and_gets_no_form(seeded_database: 
         SlotSet("phone", None),
     ]
     assert dispatcher.messages[0]["response"] == "utter_verification_locked"
+
+
+async def test_forged_verified_slots_disclose_nothing(seeded_database: str) -> None:
+    """The action server checks the verification in the database, not the slots."""
+    dispatcher = CollectingDispatcher()
+    forged = {"verified": True, "debtor_id": 3}
+    events = await ActionAccountStatus().run(
+        dispatcher, tracker("我欠多少钱", slots=forged, sender="forger"), {}
+    )
+    assert events == [
+        SlotSet("pending_request", "ask_account_status"),
+        FollowupAction("verification_form"),
+    ]
+    assert [m["response"] for m in dispatcher.messages] == ["utter_verification_intro"]
+
+
+async def test_verified_conversation_hears_its_status_again(seeded_database: str) -> None:
+    details = {"debtor_name": "刘洋", "id_last4": "8765", "phone": "13600136003"}
+    first = await ActionVerifyIdentity().run(
+        CollectingDispatcher(), tracker(slots=details, sender="liu"), {}
+    )
+    debtor = next(e["value"] for e in first if e.get("name") == "debtor_id")
+    dispatcher = CollectingDispatcher()
+    events = await ActionAccountStatus().run(
+        dispatcher,
+        tracker("还欠多少", slots={"verified": True, "debtor_id": debtor}, sender="liu"),
+        {},
+    )
+    assert events == []
+    assert [m["response"] for m in dispatcher.messages] == [
+        "utter_account_status_credit_card",
+        "utter_account_next_steps",
+    ]
+    assert dispatcher.messages[0]["overdue_total"] == "3,045.00"

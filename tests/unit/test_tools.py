@@ -56,13 +56,13 @@ def test_weakest_ignores_summary_rows() -> None:
 
 def test_turn_check_reports_every_problem() -> None:
     turn = Turn(user="x", contains=["征信"], any_of=["五年", "5年"], not_contains=["罚息"])
-    problems = check_turn(turn, [{"text": "罚息会上升，坐牢"}])
-    assert problems == [
-        "missing '征信'",
-        "none of ['五年', '5年']",
-        "must not contain '罚息'",
-        "forbidden '坐牢'",
-    ]
+    problems = check_turn(turn, [{"text": "罚息会上升，不还会坐牢"}])
+    assert problems[:3] == ["missing '征信'", "none of ['五年', '5年']", "must not contain '罚息'"]
+    assert len(problems) == 4 and problems[3].startswith("forbidden")
+
+
+def test_turn_check_allows_saying_there_is_no_jail() -> None:
+    assert check_turn(Turn(user="x"), [{"text": "普通欠款还不上不会坐牢"}]) == []
 
 
 def test_turn_check_fails_on_silence_and_counts_buttons() -> None:
