@@ -22,7 +22,7 @@ help:
 	@echo "make run    install (first time), train if needed, start the assistant"
 	@echo "make shell  chat with the running assistant in this terminal"
 	@echo "make test   everything CI runs"
-	@echo "make bench  replies/s and latency against a running stack"
+	@echo "make bench  replies/s and latency (starts its own stack)"
 
 $(INSTALLED): requirements.lock pyproject.toml .ci/setup-venv
 	.ci/setup-venv
