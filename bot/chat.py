@@ -35,7 +35,7 @@ def render(reply: dict[str, Any]) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Chat with the running assistant.")
     parser.add_argument("--url", default=os.environ.get("RASA_URL", "http://127.0.0.1:5005"))
-    parser.add_argument("--sender", default=f"shell-{uuid.uuid4().hex[:8]}")
+    parser.add_argument("--sender", default=f"shell-{uuid.uuid4().hex}")
     args = parser.parse_args(argv)
     print(
         f"Connected to {args.url} as {args.sender}. Type a message and press Enter; /quit leaves."
