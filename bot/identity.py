@@ -335,6 +335,27 @@ async def _match(
     return None, None, []
 
 
+async def _lock_out(
+    session: AsyncSession,
+    scope: str,
+    conversation_id: str,
+    debtor_id: int | None,
+    failures: int,
+    now: datetime,
+) -> datetime:
+    """Write a lock for `scope` (a conversation, or DEBTOR_LOCK_SCOPE) and audit it."""
+    until = now + timedelta(minutes=LOCK_MINUTES)
+    session.add(
+        VerificationLock(
+            conversation_id=scope, debtor_id=debtor_id, locked_until=until, created_at=now
+        )
+    )
+    action = "verification_locked" if scope == conversation_id else "verification_debtor_locked"
+    details = {"locked_until": until, "failures": failures}
+    await audit.record(session, ACTOR, action, conversation_id, debtor_id, details, at=now)
+    return until
+
+
 async def verify_identity(
     db: Database,
     conversation_id: str,
@@ -403,18 +424,9 @@ async def verify_identity(
         attempts_left = max(0, MAX_FAILED_ATTEMPTS - failures)
 
         if not succeeded and failures >= MAX_FAILED_ATTEMPTS:
-            until = now + timedelta(minutes=LOCK_MINUTES)
-            session.add(
-                VerificationLock(
-                    conversation_id=conversation_id,
-                    debtor_id=debtor_id,
-                    locked_until=until,
-                    created_at=now,
-                )
+            until = await _lock_out(
+                session, conversation_id, conversation_id, debtor_id, failures, now
             )
-            details = {"locked_until": until, "failures": failures}
-            action = "verification_locked"
-            await audit.record(session, ACTOR, action, conversation_id, debtor_id, details, at=now)
             await session.commit()
             return VerificationResult("locked", None, 0, until)
 
@@ -424,19 +436,8 @@ async def verify_identity(
             )
             if debtor_failures >= MAX_FAILED_ATTEMPTS:
                 # Failures spread over several conversations lock the debtor only.
-                until = now + timedelta(minutes=LOCK_MINUTES)
-                session.add(
-                    VerificationLock(
-                        conversation_id=DEBTOR_LOCK_SCOPE,
-                        debtor_id=debtor_id,
-                        locked_until=until,
-                        created_at=now,
-                    )
-                )
-                details = {"locked_until": until, "failures": debtor_failures}
-                action = "verification_debtor_locked"
-                await audit.record(
-                    session, ACTOR, action, conversation_id, debtor_id, details, at=now
+                await _lock_out(
+                    session, DEBTOR_LOCK_SCOPE, conversation_id, debtor_id, debtor_failures, now
                 )
 
         await session.commit()

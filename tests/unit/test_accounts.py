@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import AsyncIterator
 from decimal import Decimal
-from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
@@ -14,8 +12,6 @@ from bot import audit
 from bot.accounts import AccountSummary, account_summaries, record_disclosure
 from bot.db.engine import Database
 from bot.db.models import Account, Debtor
-from bot.db.seed import seed_demo
-from tests.unit.test_db_models import BACKENDS, cheap_hashing, migrated_url
 
 D = Decimal
 #: mobile -> (product, outstanding, overdue principal, interest, fees, overdue total,
@@ -32,17 +28,6 @@ EXPECTED = {
     "13500135004": ("credit_card", D("48000.00"), D("48000.00"), D("6100.00"), D("1500.00"),
                     D("55600.00"), 95, 0, None, 0),
 }  # fmt: skip
-
-
-@pytest.fixture(params=BACKENDS)
-async def db(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Database]:
-    """A migrated database holding the demo debtors."""
-    with migrated_url(request.param, tmp_path) as url:
-        database = Database(url)
-        with cheap_hashing():
-            await seed_demo(database)
-        yield database
-        await database.dispose()
 
 
 async def debtor_ids(db: Database) -> dict[str, int]:

@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-from collections.abc import AsyncIterator
 from datetime import timedelta, timezone
-from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
@@ -16,7 +14,6 @@ from hypothesis import strategies as st
 from bot import audit, identity
 from bot.db.engine import Database
 from bot.db.models import Debtor, VerificationAttempt, VerificationLock
-from bot.db.seed import seed_demo
 from bot.identity import (
     LOCK_MINUTES,
     MAX_FAILED_ATTEMPTS,
@@ -34,7 +31,7 @@ from bot.identity import (
     normalize_national_id,
     verify_identity,
 )
-from tests.unit.test_db_models import BACKENDS, T0, cheap_hashing, migrated_url
+from tests.unit.test_db_models import T0
 
 ZHANG = ("张伟", "1234", "13800138000")
 LI = ("李娜", "5678", "13900139001")
@@ -57,17 +54,6 @@ HOSTILE = [
     "张" * 10_000,
     "1" * 10_000,
 ]
-
-
-@pytest.fixture(params=BACKENDS)
-async def db(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Database]:
-    """A migrated database holding the demo debtors."""
-    with migrated_url(request.param, tmp_path) as url:
-        database = Database(url)
-        with cheap_hashing():
-            await seed_demo(database)
-        yield database
-        await database.dispose()
 
 
 async def debtor_id(db: Database, mobile: str) -> int:
