@@ -41,3 +41,15 @@ async def test_the_http_api_needs_the_token(rasa_url: str) -> None:
         ) as response:
             assert response.status == 200
             assert (await response.json())["intent"]["name"] == "greet"
+
+
+async def test_verification_lasts_past_the_tracker_window(client) -> None:
+    """The tracker store loads 60 events; a verified debtor stays verified long after."""
+    await client.say("我欠了多少钱")
+    reply = reply_text(await client.say("我叫陈静，身份证后四位0026，手机13500135004"))
+    assert "核实成功" in reply
+    for _ in range(25):  # about 100 events: far beyond the window
+        assert "征信" in reply_text(await client.say("逾期会影响征信吗"))
+    reply = reply_text(await client.say("我现在欠多少"))
+    assert "55,600.00" in reply
+    assert "姓名" not in reply
