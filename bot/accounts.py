@@ -12,7 +12,6 @@ from bot.db.engine import Database
 from bot.db.models import Account
 
 #: Who the audit log names for disclosures.
-ACTOR = "bot"
 DISCLOSURE_ACTION = "disclosure"
 MAX_DISCLOSURE_CHARS = 200
 
@@ -69,4 +68,6 @@ async def record_disclosure(db: Database, conversation_id: str, debtor_id: int, 
     """Audit that `what` (e.g. "account_summary") was shown to the debtor in a conversation."""
     if not isinstance(what, str) or not 0 < len(what) <= MAX_DISCLOSURE_CHARS:
         raise ValueError(f"what must be 1-{MAX_DISCLOSURE_CHARS} characters")
-    await audit.record(db, ACTOR, DISCLOSURE_ACTION, conversation_id, debtor_id, {"what": what})
+    await audit.record(
+        db, audit.BOT_ACTOR, DISCLOSURE_ACTION, conversation_id, debtor_id, {"what": what}
+    )

@@ -22,6 +22,8 @@ from bot.db.engine import Database
 from bot.db.models import AuditLog, utcnow
 
 #: `bot`, `system` or `staff:<name>`.
+#: The actor of everything the assistant itself does.
+BOT_ACTOR = "bot"
 ACTOR_PATTERN = re.compile(r"(?:bot|system|staff:[^\s:]{1,80})")
 ACTION_PATTERN = re.compile(r"[a-z][a-z0-9_]{0,63}")
 

@@ -32,7 +32,6 @@ MAX_FAILED_ATTEMPTS = 3
 #: Length of the failure window and of a lock.
 LOCK_MINUTES = 30
 #: Who the audit log names for verification entries.
-ACTOR = "bot"
 #: Longer input is rejected before any other processing.
 MAX_INPUT_CHARS = 200
 NAME_MIN_CHARS, NAME_MAX_CHARS = 2, 20
@@ -352,7 +351,9 @@ async def _lock_out(
     )
     action = "verification_locked" if scope == conversation_id else "verification_debtor_locked"
     details = {"locked_until": until, "failures": failures}
-    await audit.record(session, ACTOR, action, conversation_id, debtor_id, details, at=now)
+    await audit.record(
+        session, audit.BOT_ACTOR, action, conversation_id, debtor_id, details, at=now
+    )
     return until
 
 
@@ -384,7 +385,9 @@ async def verify_identity(
         if until is not None:
             blocked = {"locked_until": until}
             action = "verification_blocked"
-            await audit.record(session, ACTOR, action, conversation_id, debtor_id, blocked, at=now)
+            await audit.record(
+                session, audit.BOT_ACTOR, action, conversation_id, debtor_id, blocked, at=now
+            )
             await session.commit()
             return VerificationResult("locked", None, 0, until)
 
@@ -411,7 +414,9 @@ async def verify_identity(
             "debtor_locked": debtor_locked,
         }
         action = "verification_succeeded" if succeeded else "verification_failed"
-        await audit.record(session, ACTOR, action, conversation_id, debtor_id, details, at=now)
+        await audit.record(
+            session, audit.BOT_ACTOR, action, conversation_id, debtor_id, details, at=now
+        )
         await session.flush()
 
         failures = await _failures(

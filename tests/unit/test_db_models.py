@@ -149,35 +149,28 @@ def test_downgrade_removes_everything_and_upgrade_restores_it(backend: str, tmp_
 async def test_foreign_keys_are_enforced(db: Database) -> None:
     with pytest.raises(sa.exc.IntegrityError):
         async with db.session() as session:
-            session.add(
-                Account(
-                    debtor_id=999,
-                    product="credit_card",
-                    outstanding_principal=Decimal("1.00"),
-                    overdue_principal=Decimal("1.00"),
-                    interest=Decimal("0.00"),
-                    penalty_fees=Decimal("0.00"),
-                    days_past_due=1,
-                )
-            )
+            session.add(small_account(999, "credit_card"))
             await session.commit()
+
+
+def small_account(debtor_id: int, product: str) -> Account:
+    """A one-yuan overdue account, for constraint tests."""
+    return Account(
+        debtor_id=debtor_id,
+        product=product,
+        outstanding_principal=Decimal("1.00"),
+        overdue_principal=Decimal("1.00"),
+        interest=Decimal("0.00"),
+        penalty_fees=Decimal("0.00"),
+        days_past_due=1,
+    )
 
 
 async def test_product_must_be_known(db: Database) -> None:
     debtor_id = await add_debtor(db)
     with pytest.raises(sa.exc.IntegrityError):
         async with db.session() as session:
-            session.add(
-                Account(
-                    debtor_id=debtor_id,
-                    product="payday_loan",
-                    outstanding_principal=Decimal("1.00"),
-                    overdue_principal=Decimal("1.00"),
-                    interest=Decimal("0.00"),
-                    penalty_fees=Decimal("0.00"),
-                    days_past_due=1,
-                )
-            )
+            session.add(small_account(debtor_id, "payday_loan"))
             await session.commit()
 
 
