@@ -8,7 +8,7 @@ is `Decimal`, never float.
 from __future__ import annotations
 
 import decimal
-from datetime import datetime, timezone
+from datetime import date, datetime, timezone
 from decimal import Decimal
 from typing import Any
 
@@ -244,3 +244,104 @@ def _refuse_update(mapper: Any, connection: Any, target: AuditLog) -> None:
 @event.listens_for(AuditLog, "before_delete")
 def _refuse_delete(mapper: Any, connection: Any, target: AuditLog) -> None:
     raise AppendOnlyError("audit_log is append-only")
+
+
+#: Plans an agreement can record, as stored in `agreements.plan`.
+PLANS = (
+    "personalized_installment",
+    "loan_extension",
+    "fee_waiver",
+    "lump_sum_settlement",
+    "promise_to_pay",
+)
+
+
+class Agreement(Base):
+    """A repayment plan or promise the debtor explicitly confirmed, with its terms."""
+
+    __tablename__ = "agreements"
+    __table_args__ = (
+        sa.CheckConstraint(
+            "plan IN ('personalized_installment', 'loan_extension', 'fee_waiver',"
+            " 'lump_sum_settlement', 'promise_to_pay')",
+            name="plan",
+        ),
+        sa.CheckConstraint(
+            "months >= 1 AND months <= 60 AND monthly_amount > 0 AND total_payable > 0"
+            " AND amount_waived >= 0",
+            name="terms",
+        ),
+        sa.CheckConstraint("first_due <= last_due", name="dates"),
+    )
+
+    id: int = sa.Column(sa.Integer, primary_key=True)
+    #: What the debtor is told and quotes back, e.g. `XS20261128-4F7A2C`.
+    reference: str = sa.Column(sa.String(32), nullable=False, unique=True)
+    #: The offer the debtor confirmed: a second confirmation of it records nothing more.
+    offer_id: str = sa.Column(sa.String(64), nullable=False, unique=True)
+    conversation_id: str = sa.Column(sa.String(255), nullable=False, index=True)
+    debtor_id: int = sa.Column(
+        sa.Integer, sa.ForeignKey("debtors.id", ondelete="RESTRICT"), nullable=False, index=True
+    )
+    account_id: int = sa.Column(
+        sa.Integer, sa.ForeignKey("accounts.id", ondelete="RESTRICT"), nullable=False, index=True
+    )
+    plan: str = sa.Column(sa.String(32), nullable=False)
+    currency: str = sa.Column(sa.String(3), nullable=False)
+    monthly_amount: Decimal = sa.Column(Money, nullable=False)
+    months: int = sa.Column(sa.Integer, nullable=False)
+    total_payable: Decimal = sa.Column(Money, nullable=False)
+    amount_waived: Decimal = sa.Column(Money, nullable=False)
+    first_due: date = sa.Column(sa.Date, nullable=False)
+    last_due: date = sa.Column(sa.Date, nullable=False)
+    #: JSON text: the offer as shown, the account figures and the circumstances.
+    terms: str = sa.Column(sa.Text, nullable=False)
+    status: str = sa.Column(
+        sa.String(20), nullable=False, default="active", server_default="active"
+    )
+    created_at: datetime = sa.Column(UTCDateTime, nullable=False, default=utcnow)
+
+    installments: list[AgreementInstallment] = relationship(
+        "AgreementInstallment", order_by="AgreementInstallment.number", lazy="raise"
+    )
+
+
+class AgreementInstallment(Base):
+    """One payment of an agreement's schedule."""
+
+    __tablename__ = "agreement_installments"
+    __table_args__ = (
+        sa.UniqueConstraint("agreement_id", "number", name="uq_agreement_installments_number"),
+        sa.CheckConstraint("number >= 1 AND amount > 0", name="installment"),
+    )
+
+    id: int = sa.Column(sa.Integer, primary_key=True)
+    agreement_id: int = sa.Column(
+        sa.Integer, sa.ForeignKey("agreements.id", ondelete="CASCADE"), nullable=False, index=True
+    )
+    number: int = sa.Column(sa.Integer, nullable=False)
+    due_date: date = sa.Column(sa.Date, nullable=False)
+    amount: Decimal = sa.Column(Money, nullable=False)
+
+
+class NegotiationProposal(Base):
+    """A case beyond the assistant's authority, prepared for a human negotiator."""
+
+    __tablename__ = "negotiation_proposals"
+
+    id: int = sa.Column(sa.Integer, primary_key=True)
+    reference: str = sa.Column(sa.String(32), nullable=False, unique=True)
+    conversation_id: str = sa.Column(sa.String(255), nullable=False, index=True)
+    debtor_id: int = sa.Column(
+        sa.Integer, sa.ForeignKey("debtors.id", ondelete="RESTRICT"), nullable=False, index=True
+    )
+    account_id: int = sa.Column(
+        sa.Integer, sa.ForeignKey("accounts.id", ondelete="RESTRICT"), nullable=False, index=True
+    )
+    reason: str = sa.Column(sa.String(64), nullable=False)
+    #: JSON text: account figures, circumstances, the draft plan and why it needs a person.
+    details: str = sa.Column(sa.Text, nullable=False)
+    status: str = sa.Column(
+        sa.String(20), nullable=False, default="pending", server_default="pending"
+    )
+    created_at: datetime = sa.Column(UTCDateTime, nullable=False, default=utcnow, index=True)

@@ -37,7 +37,16 @@ from bot.db.models import (
 
 POSTGRES_URL = os.environ.get("TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
 BACKENDS = ("sqlite", "postgresql")
-TABLES = {"debtors", "accounts", "verification_attempts", "verification_locks", "audit_log"}
+TABLES = {
+    "debtors",
+    "accounts",
+    "verification_attempts",
+    "verification_locks",
+    "audit_log",
+    "agreements",
+    "agreement_installments",
+    "negotiation_proposals",
+}
 
 
 # --- helpers shared by the data-layer tests -----------------------------------------------
@@ -120,7 +129,7 @@ async def test_migration_creates_the_tables_at_head(db: Database) -> None:
         tables = await connection.run_sync(lambda sync: set(sa.inspect(sync).get_table_names()))
         version = await connection.execute(sa.text("SELECT version_num FROM alembic_version"))
     assert tables == TABLES | {"alembic_version"}
-    assert version.scalar_one() == "0001"
+    assert version.scalar_one() == "0002"
 
 
 async def test_models_match_the_migration(db: Database) -> None:
