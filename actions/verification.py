@@ -4,16 +4,16 @@ from __future__ import annotations
 
 import re
 from typing import Any, ClassVar
-from zoneinfo import ZoneInfo
 
 from rasa_sdk import Action, Tracker
 from rasa_sdk.events import EventType, FollowupAction, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 from rasa_sdk.types import DomainDict
 
-from actions.common import database
+from actions.common import BEIJING, database
 from actions.disclosure import tell_account_status
 from actions.forms import Normalizer, NormalizingFormValidation
+from actions.negotiation import start_circumstances, start_promise, tell_schedule
 from bot.identity import (
     active_lock,
     mask_mobile,
@@ -25,7 +25,6 @@ from bot.identity import (
 from bot.nlu.normalize import normalize_text
 
 IDENTITY_SLOTS = ("debtor_name", "id_last4", "phone")
-BEIJING = ZoneInfo("Asia/Shanghai")
 #: Words debtors put around their name ("我叫张伟", "本人姓名：张伟。").
 _NAME_WRAPPING = re.compile(
     r"^(?:(?:我的名字是|我的名字叫|我的姓名是|名字是|名字叫|姓名是|姓名|我叫|我是|本人是|本人|叫)[:：\s]*)+"
@@ -97,7 +96,13 @@ def _reset_identity() -> list[EventType]:
 
 
 #: Requests that need a verified debtor; the one made is answered after verification.
-PENDING_REQUESTS = {"ask_account_status", "request_negotiation", "state_hardship", "promise_to_pay"}
+PENDING_REQUESTS = {
+    "ask_account_status",
+    "request_negotiation",
+    "state_hardship",
+    "promise_to_pay",
+    "ask_repayment_plan",
+}
 
 
 async def start_verification(
@@ -182,13 +187,15 @@ async def continue_request(
 ) -> list[EventType]:
     """After verification, answer what the debtor asked for before it."""
     events: list[EventType] = [SlotSet("pending_request", None)]
+    debtor = debtor_id if debtor_id is not None else tracker.get_slot("debtor_id")
     if pending == "ask_account_status":
-        debtor = debtor_id if debtor_id is not None else tracker.get_slot("debtor_id")
         await tell_account_status(dispatcher, tracker.sender_id, int(debtor))
     elif pending in {"request_negotiation", "state_hardship"}:
-        dispatcher.utter_message(response="utter_negotiation_after_verification")
+        events += await start_circumstances(dispatcher)
     elif pending == "promise_to_pay":
-        dispatcher.utter_message(response="utter_promise_after_verification")
+        events += await start_promise(dispatcher, tracker)
+    elif pending == "ask_repayment_plan":
+        events += await tell_schedule(dispatcher, int(debtor))
     elif debtor_id is None:
         dispatcher.utter_message(response="utter_already_verified")
     else:

@@ -1,0 +1,651 @@
+"""Circumstances, offers, choice, counter-proposal, terms, confirmation and schedules.
+
+Thin actions over `bot.circumstances`, `bot.negotiation` and `bot.agreements`:
+they read slots, call the engine, and send the responses of domain.yml. Nothing
+is written to the database before the debtor explicitly confirms the terms, and
+the confirmed terms are computed again from the current balances first.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable
+from datetime import date
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from rasa_sdk import Action, Tracker
+from rasa_sdk.events import EventType, FollowupAction, SlotSet
+from rasa_sdk.executor import CollectingDispatcher
+from rasa_sdk.forms import FormValidationAction
+from rasa_sdk.types import DomainDict
+
+from actions.common import database, full_date, money, today_in_beijing
+from bot import audit
+from bot.accounts import AccountSummary, account_summaries
+from bot.agreements import (
+    account_to_negotiate,
+    latest_agreement,
+    position,
+    record_agreement,
+    record_proposal,
+)
+from bot.circumstances import (
+    FIELDS,
+    HARDSHIP_DETAIL,
+    HARDSHIP_REASON,
+    PROPOSED_MONTHLY,
+    circumstances,
+    extract,
+    hardship_from,
+    implausible,
+)
+from bot.identity import is_verified
+from bot.negotiation import (
+    AccountPosition,
+    Assessment,
+    Ineligible,
+    Offer,
+    assess,
+    check_promise,
+    counter_offer,
+)
+from bot.policy import Policy, current_policy
+
+#: The policy is validated when the action server starts, not at the first offer.
+current_policy()
+
+FORM = "circumstances_form"
+STAGE = "negotiation_stage"
+OFFERS = "offers"
+SELECTED = "selected_offer"
+PROMISE_DATE = "promise_date"
+PROMISE_AMOUNT = "promise_amount"
+#: Intents that interrupt the form (answered by rules) rather than answer its question.
+INTERRUPTIONS = {"faq", "bot_challenge", "request_human", "express_distress"}
+#: Words that pick a plan by kind ("分期那个"), most specific first.
+PLAN_WORDS = (
+    ("lump_sum_settlement", ("一次性", "结清", "打折")),
+    ("loan_extension", ("延期", "展期", "宽限", "缓")),
+    ("fee_waiver", ("减免", "罚息", "违约金")),
+    ("promise_to_pay", ("承诺", "自己还", "月底")),
+    ("personalized_installment", ("分期", "停息", "挂账", "60期", "每月")),
+)
+
+
+# --- shared helpers --------------------------------------------------------------------
+
+
+async def _verified_account(tracker: Tracker) -> tuple[int, AccountSummary | None] | None:
+    """The verified debtor and the account to negotiate, or None if not verified."""
+    debtor_id = tracker.get_slot("debtor_id")
+    if not tracker.get_slot("verified") or debtor_id is None:
+        return None
+    if not await is_verified(database(), tracker.sender_id, int(debtor_id)):
+        return None
+    accounts = await account_summaries(database(), int(debtor_id))
+    return int(debtor_id), account_to_negotiate(accounts)
+
+
+def _slots(tracker: Tracker) -> dict[str, Any]:
+    return {name: tracker.get_slot(name) for name in FIELDS}
+
+
+def offer_values(offer: Offer) -> dict[str, Any]:
+    """The figures an offer's responses show."""
+    return {
+        "monthly": money(offer.monthly_amount),
+        "months": offer.months,
+        "total": money(offer.total_payable),
+        "waived": money(offer.amount_waived),
+        "first_due": full_date(offer.first_due),
+        "last_due": full_date(offer.last_due),
+        "deferral": offer.deferral_months,
+        "regular": money(offer.concurrent_monthly),
+        "currency": offer.currency,
+    }
+
+
+def account_values(account: AccountPosition) -> dict[str, Any]:
+    return {
+        "overdue_total": money(account.overdue_total),
+        "principal": money(account.overdue_principal),
+        "interest": money(account.interest),
+        "penalty_fees": money(account.penalty_fees),
+        "currency": account.currency,
+        "days_past_due": account.days_past_due,
+    }
+
+
+def _offer_buttons(count: int) -> str:
+    return f"utter_offer_choices_{count}"
+
+
+def show_offers(
+    dispatcher: CollectingDispatcher, assessment: Assessment, policy: Policy
+) -> list[EventType]:
+    """Send the offers as numbered choices and keep them for the debtor's answer."""
+    dispatcher.utter_message(
+        response="utter_offer_intro",
+        affordable=money(assessment.affordable_monthly),
+        ratio_percent=int(policy.affordability.ratio * 100),
+    )
+    for index, offer in enumerate(assessment.offers, start=1):
+        dispatcher.utter_message(
+            response=f"utter_offer_{offer.plan}", index=index, **offer_values(offer)
+        )
+    dispatcher.utter_message(response=_offer_buttons(len(assessment.offers)))
+    return [
+        SlotSet(OFFERS, [offer.to_dict() for offer in assessment.offers]),
+        SlotSet(SELECTED, None),
+        SlotSet(STAGE, "offered"),
+    ]
+
+
+def _ineligible_record(items: Iterable[Ineligible]) -> list[dict[str, Any]]:
+    return [{"plan": i.plan, "reason": i.reason, "needs": i.needs} for i in items]
+
+
+async def offer_or_propose(
+    dispatcher: CollectingDispatcher,
+    tracker: Tracker,
+    debtor_id: int,
+    summary: AccountSummary,
+    assessment: Assessment,
+) -> list[EventType]:
+    """Show the eligible offers, or prepare the case for a negotiator if there are none."""
+    policy = current_policy()
+    if assessment.offers:
+        await audit.record(
+            database(),
+            audit.BOT_ACTOR,
+            "offers_shown",
+            tracker.sender_id,
+            debtor_id,
+            {
+                "account_id": summary.account_id,
+                "plans": [offer.plan for offer in assessment.offers],
+                "affordable_monthly": assessment.affordable_monthly,
+            },
+        )
+        return show_offers(dispatcher, assessment, policy)
+    found = circumstances(_slots(tracker))
+    assert found is not None and assessment.proposal is not None
+    reference = await record_proposal(
+        database(),
+        conversation_id=tracker.sender_id,
+        debtor_id=debtor_id,
+        account=assessment.account,
+        circumstances=found,
+        proposal=assessment.proposal,
+        ineligible=_ineligible_record(assessment.ineligible),
+        today=today_in_beijing(),
+    )
+    reason = assessment.proposal.reason
+    known = {"broken_plans", "unaffordable", "no_affordable_plan", "waiver_too_large"}
+    dispatcher.utter_message(
+        response=f"utter_proposal_{reason if reason in known else 'other'}",
+        affordable=money(assessment.affordable_monthly),
+    )
+    dispatcher.utter_message(response="utter_proposal_prepared", reference=reference)
+    return [SlotSet(OFFERS, None), SlotSet(SELECTED, None), SlotSet(STAGE, None)]
+
+
+# --- the circumstances form ---------------------------------------------------------------
+
+
+def _negotiation_messages(tracker: Tracker) -> list[dict[str, Any]]:
+    """The debtor's messages since they asked to negotiate, outside identity verification."""
+    messages: list[dict[str, Any]] = []
+    loop: str | None = None
+    for event in tracker.events:
+        kind = event.get("event")
+        if kind == "active_loop":
+            loop = event.get("name")
+        elif kind == "user":
+            intent = ((event.get("parse_data") or {}).get("intent") or {}).get("name")
+            if intent in ("request_negotiation", "state_hardship"):
+                messages = []
+            if loop == "verification_form" or intent not in (
+                "request_negotiation",
+                "state_hardship",
+                "inform",
+            ):
+                continue
+            messages.append(event)
+    return messages
+
+
+class ValidateCircumstancesForm(FormValidationAction):
+    """Fills the circumstances form from whatever the debtor writes.
+
+    Every message is read for every figure (`bot.circumstances.extract`), so one
+    message can answer several questions and a later figure corrects an earlier
+    one. When the form starts, the messages that led to it (for example the
+    hardship the debtor described before verifying) are read the same way.
+    Implausible figures are cleared with a response that says what is wrong.
+    """
+
+    def name(self) -> str:
+        return "validate_circumstances_form"
+
+    async def run(
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
+    ) -> list[EventType]:
+        asked = tracker.get_slot("requested_slot")
+        starting = tracker.active_loop_name != FORM
+        if starting:
+            messages = _negotiation_messages(tracker)
+            asked = None
+        else:
+            messages = [{"text": tracker.latest_message.get("text"), **tracker.latest_message}]
+        found: dict[str, Any] = {}
+        for message in messages:
+            parse = message.get("parse_data") or message
+            text = message.get("text") or ""
+            entities = parse.get("entities") or []
+            found.update(extract(text, entities, asked))
+            hardship = hardship_from(entities, text, asked)
+            if hardship:
+                found[HARDSHIP_REASON], found[HARDSHIP_DETAIL] = hardship
+        intent = (tracker.latest_message.get("intent") or {}).get("name")
+        if not found:
+            if starting or intent in INTERRUPTIONS or not asked:
+                return []
+            dispatcher.utter_message(response=f"utter_invalid_{asked}")
+            return [SlotSet(asked, None)]
+        known = {**_slots(tracker), **found}
+        events: list[EventType] = []
+        policy = current_policy()
+        for name, value in found.items():
+            problem = implausible(name, value, known, policy) if name in FIELDS else None
+            if problem:
+                dispatcher.utter_message(response=f"utter_implausible_{problem}")
+                value = None
+            events.append(SlotSet(name, value))
+        return events
+
+
+async def start_circumstances(dispatcher: CollectingDispatcher) -> list[EventType]:
+    """Explain why the questions are asked, then open the circumstances form."""
+    dispatcher.utter_message(response="utter_circumstances_intro")
+    return [FollowupAction(FORM)]
+
+
+class ActionOfferPlans(Action):
+    """Once the circumstances are known: the offers, or a proposal for a negotiator."""
+
+    def name(self) -> str:
+        return "action_offer_plans"
+
+    async def run(
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
+    ) -> list[EventType]:
+        from actions.verification import start_verification
+
+        context = await _verified_account(tracker)
+        if context is None:
+            return await start_verification(dispatcher, tracker, "request_negotiation")
+        debtor_id, summary = context
+        found = circumstances(_slots(tracker))
+        if summary is None:
+            dispatcher.utter_message(response="utter_no_accounts")
+            return []
+        if found is None:
+            return [FollowupAction(FORM)]
+        assessment = assess(position(summary), found, today_in_beijing(), current_policy())
+        return await offer_or_propose(dispatcher, tracker, debtor_id, summary, assessment)
+
+
+# --- choosing, countering, confirming -------------------------------------------------------
+
+
+def choose(offers: list[dict[str, Any]], index: int | None, text: str) -> dict[str, Any] | None:
+    """The offer the debtor picked by number, by position words or by kind."""
+    if index is not None:
+        return offers[index - 1] if 1 <= index <= len(offers) else None
+    if "最后" in text:
+        return offers[-1]
+    if "中间" in text and len(offers) == 3:
+        return offers[1]
+    if any(word in text for word in ("最低", "最少", "最长", "最多期")):
+        recurring = [o for o in offers if not o["one_off"]]
+        if recurring:
+            return min(recurring, key=lambda o: (float(o["monthly_amount"]), o["months"]))
+    for plan, words in PLAN_WORDS:
+        if any(word in text for word in words):
+            matching = [o for o in offers if o["plan"] == plan]
+            if len(matching) == 1:
+                return matching[0]
+    return None
+
+
+def _plan_index(tracker: Tracker) -> int | None:
+    value = next(tracker.get_latest_entity_values("plan_index"), None)
+    try:
+        return int(value) if value is not None else None
+    except (TypeError, ValueError):
+        return None
+
+
+def show_terms(
+    dispatcher: CollectingDispatcher, offer: Offer, account: AccountPosition
+) -> list[EventType]:
+    """The agreement's full terms, then a request for explicit confirmation."""
+    values = {**account_values(account), **offer_values(offer)}
+    dispatcher.utter_message(response=f"utter_terms_{offer.plan}", **values)
+    if account.product == "credit_card" and not offer.one_off:
+        dispatcher.utter_message(response="utter_terms_card_commitment")
+    dispatcher.utter_message(
+        response="utter_terms_missed_one_off" if offer.one_off else "utter_terms_missed_installment"
+    )
+    dispatcher.utter_message(response="utter_confirm_terms")
+    return [
+        SlotSet(SELECTED, {"offer_id": uuid.uuid4().hex, "offer": offer.to_dict()}),
+        SlotSet(STAGE, "confirming"),
+    ]
+
+
+class ActionChoosePlan(Action):
+    """The debtor picked an offer: show its terms and ask for confirmation."""
+
+    def name(self) -> str:
+        return "action_choose_plan"
+
+    async def run(
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
+    ) -> list[EventType]:
+        offers = tracker.get_slot(OFFERS) or []
+        if not offers:
+            dispatcher.utter_message(response="utter_choose_plan_needs_offer")
+            return []
+        context = await _verified_account(tracker)
+        if context is None or context[1] is None:
+            dispatcher.utter_message(response="utter_choose_plan_needs_offer")
+            return [SlotSet(OFFERS, None), SlotSet(STAGE, None)]
+        chosen = choose(offers, _plan_index(tracker), tracker.latest_message.get("text") or "")
+        if chosen is None:
+            dispatcher.utter_message(response="utter_choose_plan_unclear", count=len(offers))
+            dispatcher.utter_message(response=_offer_buttons(len(offers)))
+            return []
+        return show_terms(dispatcher, Offer.from_dict(chosen), position(context[1]))
+
+
+def _recomputed(tracker: Tracker, account: AccountPosition, shown: Offer) -> Offer | None:
+    """The same plan computed again from today's figures, or None if no longer offered."""
+    policy, today = current_policy(), today_in_beijing()
+    if shown.plan == "promise_to_pay" and tracker.get_slot(PROMISE_DATE):
+        result = check_promise(account, shown.total_payable, shown.first_due, today, policy)
+        return result if isinstance(result, Offer) else None
+    found = circumstances(_slots(tracker))
+    if found is None:
+        return None
+    for offer in assess(account, found, today, policy).offers:
+        if offer.plan == shown.plan:
+            return offer
+    return None
+
+
+class ActionConfirmAgreement(Action):
+    """Record the agreement the debtor explicitly confirmed, exactly as shown."""
+
+    def name(self) -> str:
+        return "action_confirm_agreement"
+
+    async def run(
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
+    ) -> list[EventType]:
+        selected = tracker.get_slot(SELECTED)
+        context = await _verified_account(tracker)
+        if not selected or context is None or context[1] is None:
+            dispatcher.utter_message(response="utter_choose_plan_needs_offer")
+            return [SlotSet(SELECTED, None), SlotSet(STAGE, None)]
+        debtor_id, summary = context
+        account = position(summary)
+        shown = Offer.from_dict(selected["offer"])
+        current = _recomputed(tracker, account, shown)
+        if current is None or current.to_dict() != shown.to_dict():
+            dispatcher.utter_message(response="utter_terms_changed")
+            if current is None:
+                return [SlotSet(SELECTED, None), SlotSet(STAGE, None), SlotSet(OFFERS, None)]
+            return show_terms(dispatcher, current, account)
+        recorded = await record_agreement(
+            database(),
+            offer_id=str(selected["offer_id"]),
+            conversation_id=tracker.sender_id,
+            debtor_id=debtor_id,
+            offer=current,
+            account=account,
+            circumstances=circumstances(_slots(tracker)),
+            today=today_in_beijing(),
+        )
+        dispatcher.utter_message(
+            response="utter_agreement_recorded",
+            reference=recorded.reference,
+            first_due=full_date(recorded.first_due),
+            first_amount=money(recorded.schedule[0].amount),
+            months=recorded.months,
+        )
+        dispatcher.utter_message(response="utter_collections_paused")
+        return [
+            SlotSet(SELECTED, None),
+            SlotSet(OFFERS, None),
+            SlotSet(STAGE, "agreed"),
+            SlotSet(PROMISE_DATE, None),
+            SlotSet(PROMISE_AMOUNT, None),
+        ]
+
+
+class ActionDeclineTerms(Action):
+    """The debtor changed their mind at the terms: nothing is recorded, the offers stay."""
+
+    def name(self) -> str:
+        return "action_decline_terms"
+
+    async def run(
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
+    ) -> list[EventType]:
+        dispatcher.utter_message(response="utter_terms_declined")
+        offers = tracker.get_slot(OFFERS) or []
+        if offers:
+            dispatcher.utter_message(response=_offer_buttons(len(offers)))
+            return [SlotSet(SELECTED, None), SlotSet(STAGE, "offered")]
+        return [SlotSet(SELECTED, None), SlotSet(STAGE, None)]
+
+
+class ActionReviseOffers(Action):
+    """A counter-proposal or a corrected figure after the offers: compute them again."""
+
+    def name(self) -> str:
+        return "action_revise_offers"
+
+    async def run(
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
+    ) -> list[EventType]:
+        context = await _verified_account(tracker)
+        if context is None or context[1] is None:
+            dispatcher.utter_message(response="utter_choose_plan_needs_offer")
+            return []
+        debtor_id, summary = context
+        message = tracker.latest_message
+        found = extract(message.get("text") or "", message.get("entities") or [], None)
+        if not found:
+            dispatcher.utter_message(response="utter_revise_unclear")
+            return []
+        slots = {**_slots(tracker), **found}
+        policy = current_policy()
+        events: list[EventType] = []
+        for name, value in found.items():
+            problem = implausible(name, value, slots, policy)
+            if problem:
+                dispatcher.utter_message(response=f"utter_implausible_{problem}")
+                return []
+            events.append(SlotSet(name, value))
+        current = circumstances(slots)
+        if current is None:
+            return [*events, FollowupAction(FORM)]
+        account = position(summary)
+        proposed = found.get(PROPOSED_MONTHLY)
+        if proposed is not None and current.proposed_monthly is not None:
+            assessment = counter_offer(
+                account, current, current.proposed_monthly, today_in_beijing(), policy
+            )
+            limit = assess(
+                account,
+                circumstances({**slots, PROPOSED_MONTHLY: None}) or current,
+                today_in_beijing(),
+                policy,
+            ).affordable_monthly
+            recurring = [o for o in assessment.offers if not o.one_off]
+            if current.proposed_monthly > limit:
+                dispatcher.utter_message(
+                    response="utter_counter_capped",
+                    proposed=money(current.proposed_monthly),
+                    affordable=money(limit),
+                )
+            elif recurring:
+                best = recurring[0]
+                dispatcher.utter_message(
+                    response="utter_counter_fits",
+                    proposed=money(current.proposed_monthly),
+                    monthly=money(best.monthly_amount),
+                    months=best.months,
+                )
+            else:
+                needed = [i.needs.get("monthly") for i in assessment.ineligible]
+                minimum = min((n for n in needed if n), default=None, key=lambda n: float(n))
+                dispatcher.utter_message(
+                    response="utter_counter_too_low",
+                    proposed=money(current.proposed_monthly),
+                    needed=money(Decimal(minimum)) if minimum else "",
+                )
+        else:
+            assessment = assess(account, current, today_in_beijing(), policy)
+            dispatcher.utter_message(response="utter_offers_recomputed")
+        return [
+            *events,
+            *await offer_or_propose(dispatcher, tracker, debtor_id, summary, assessment),
+        ]
+
+
+# --- promise to pay, schedule ---------------------------------------------------------------
+
+
+async def start_promise(dispatcher: CollectingDispatcher, tracker: Tracker) -> list[EventType]:
+    """After verification: check the promised date and amount, or ask for the date."""
+    if not tracker.get_slot(PROMISE_DATE):
+        return [FollowupAction("promise_form")]
+    return [FollowupAction("action_check_promise")]
+
+
+def _promise_amount(value: Any) -> Decimal | None:
+    if value is None:
+        return None
+    try:
+        return Decimal(str(value))
+    except (InvalidOperation, ValueError):
+        return None
+
+
+class ActionCheckPromise(Action):
+    """Check a promise to pay against the policy and show its terms for confirmation."""
+
+    def name(self) -> str:
+        return "action_check_promise"
+
+    async def run(
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
+    ) -> list[EventType]:
+        from actions.verification import start_verification
+
+        context = await _verified_account(tracker)
+        if context is None:
+            return await start_verification(dispatcher, tracker, "promise_to_pay")
+        _, summary = context
+        if summary is None:
+            dispatcher.utter_message(response="utter_no_accounts")
+            return []
+        account = position(summary)
+        try:
+            due = date.fromisoformat(str(tracker.get_slot(PROMISE_DATE)))
+        except ValueError:
+            return [SlotSet(PROMISE_DATE, None), FollowupAction("promise_form")]
+        amount = _promise_amount(tracker.get_slot(PROMISE_AMOUNT))
+        result = check_promise(account, amount, due, today_in_beijing(), current_policy())
+        if isinstance(result, Ineligible):
+            needs = result.needs
+            dispatcher.utter_message(
+                response=f"utter_promise_{result.reason}",
+                last_day=full_date(date.fromisoformat(needs["date"])) if "date" in needs else "",
+                amount=money(Decimal(needs["amount"])) if "amount" in needs else "",
+                overdue_total=money(account.overdue_total),
+            )
+            return [SlotSet(PROMISE_DATE, None), SlotSet(PROMISE_AMOUNT, None)]
+        dispatcher.utter_message(
+            response="utter_promise_terms",
+            amount=money(result.total_payable),
+            due=full_date(result.first_due),
+            overdue_total=money(account.overdue_total),
+            remaining=money(account.overdue_total - result.total_payable),
+        )
+        dispatcher.utter_message(response="utter_terms_missed_one_off")
+        dispatcher.utter_message(response="utter_confirm_terms")
+        return [
+            SlotSet(SELECTED, {"offer_id": uuid.uuid4().hex, "offer": result.to_dict()}),
+            SlotSet(STAGE, "confirming"),
+        ]
+
+
+class ValidatePromiseForm(FormValidationAction):
+    """Accepts the promised date only as a real calendar date from the NLU."""
+
+    def name(self) -> str:
+        return "validate_promise_form"
+
+    async def validate_promise_date(
+        self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
+    ) -> dict[str, Any]:
+        try:
+            date.fromisoformat(str(value))
+        except ValueError:
+            dispatcher.utter_message(response="utter_invalid_promise_date")
+            return {PROMISE_DATE: None}
+        amount = next(tracker.get_latest_entity_values("amount"), None)
+        return {PROMISE_DATE: str(value), **({PROMISE_AMOUNT: amount} if amount else {})}
+
+
+class ActionShowSchedule(Action):
+    """The whole schedule of the debtor's latest agreement, for a verified debtor."""
+
+    def name(self) -> str:
+        return "action_show_schedule"
+
+    async def run(
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
+    ) -> list[EventType]:
+        from actions.verification import start_verification
+
+        context = await _verified_account(tracker)
+        if context is None:
+            return await start_verification(dispatcher, tracker, "ask_repayment_plan")
+        return await tell_schedule(dispatcher, context[0])
+
+
+async def tell_schedule(dispatcher: CollectingDispatcher, debtor_id: int) -> list[EventType]:
+    agreement = await latest_agreement(database(), debtor_id)
+    if agreement is None:
+        dispatcher.utter_message(response="utter_no_agreement")
+        return []
+    lines = "\n".join(
+        f"{item.number}. {full_date(item.due_date)}  {money(item.amount)}"
+        for item in agreement.schedule
+    )
+    dispatcher.utter_message(
+        response="utter_schedule",
+        reference=agreement.reference,
+        months=agreement.months,
+        total=money(agreement.total_payable),
+        currency=agreement.currency,
+        schedule=lines,
+    )
+    return []
