@@ -423,6 +423,8 @@ def assess(
         draft = drafts[0][0] if drafts else None
         if broken:
             proposal = Proposal("broken_plans", draft)
+        elif ctx.monthly <= ZERO:
+            proposal = Proposal("no_affordable_plan", draft)
         elif drafts:
             proposal = Proposal(drafts[0][1].reason, draft)
         else:
