@@ -53,6 +53,8 @@ HARDSHIP_REASONS = (
     "other",
 )
 MAX_DETAIL_CHARS = 300
+#: Larger figures are not amounts anyone owes or earns; they are ignored.
+MAX_AMOUNT = Decimal("1e15")
 
 #: Words that say what an amount in the same clause is, checked in this order.
 _CUES: tuple[tuple[str, re.Pattern[str]], ...] = (
@@ -140,7 +142,9 @@ def _money(value: Any) -> Decimal | None:
         amount = Decimal(str(value))
     except (InvalidOperation, ValueError):
         return None
-    return amount.quantize(Decimal("0.01")) if amount.is_finite() else None
+    if not amount.is_finite() or abs(amount) >= MAX_AMOUNT:
+        return None
+    return amount.quantize(Decimal("0.01"))
 
 
 def _clause(text: str, start: int, end: int) -> tuple[str, str]:
@@ -196,8 +200,10 @@ def extract(
     by_clause: dict[str, dict[int, Decimal]] = {}
     for mention in mentions(entities):
         if mention.entity == "months":
+            if not isinstance(mention.value, int) or isinstance(mention.value, bool):
+                continue
             if _is_expected_duration(text, mention, asked):
-                found[HARDSHIP_MONTHS] = str(int(mention.value))
+                found[HARDSHIP_MONTHS] = str(mention.value)
             continue
         amount = _money(mention.value)
         if amount is None:

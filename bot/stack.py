@@ -81,18 +81,7 @@ class Stack:
         # The action server trusts the conversation it is sent: only the Rasa
         # server on this machine may reach it.
         self.config.extra_env.setdefault("SANIC_HOST", "127.0.0.1")
-        self._spawn(
-            "actions",
-            [
-                rasa,
-                "run",
-                "actions",
-                "--actions",
-                "actions",
-                "--port",
-                str(self.config.action_port),
-            ],
-        )
+        self._spawn_actions()
         server = [
             rasa,
             "run",
@@ -115,6 +104,35 @@ class Stack:
         deadline = time.monotonic() + timeout
         self._wait(f"http://127.0.0.1:{self.config.action_port}/health", deadline)
         self._wait(f"{self.config.rasa_url}/", deadline)
+
+    def _spawn_actions(self) -> None:
+        rasa = str(VENV_BIN / "rasa")
+        self._spawn(
+            "actions",
+            [
+                rasa,
+                "run",
+                "actions",
+                "--actions",
+                "actions",
+                "--port",
+                str(self.config.action_port),
+            ],
+        )
+
+    def kill(self, name: str) -> None:
+        """Kill one server (`actions` or `rasa`) at once, as a crash would."""
+        for entry in list(self._processes):
+            if entry[0] == name:
+                os.killpg(entry[1].pid, signal.SIGKILL)
+                entry[1].wait()
+                self._processes.remove(entry)
+
+    def restart_actions(self, timeout: float = 120.0) -> None:
+        """Start the action server again (after `kill("actions")`) and wait for it."""
+        self._spawn_actions()
+        deadline = time.monotonic() + timeout
+        self._wait(f"http://127.0.0.1:{self.config.action_port}/health", deadline)
 
     def _wait(self, url: str, deadline: float) -> None:
         while time.monotonic() < deadline:
