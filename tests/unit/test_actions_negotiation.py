@@ -1,0 +1,353 @@
+"""Negotiation actions on literal trackers, against a real seeded SQLite database."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+from datetime import timedelta
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+import yaml
+from rasa_sdk import Tracker
+from rasa_sdk.events import ActionExecuted, FollowupAction, SlotSet, UserUttered
+from rasa_sdk.executor import CollectingDispatcher
+
+from actions import common
+from actions.common import today_in_beijing
+from actions.negotiation import (
+    ActionCheckPromise,
+    ActionChoosePlan,
+    ActionConfirmAgreement,
+    ActionDeclineTerms,
+    ActionOfferPlans,
+    ActionShowSchedule,
+    ValidateCircumstancesForm,
+    choose,
+)
+from bot import policy as policy_module
+from bot.db.migrate import upgrade
+from bot.db.seed import seed_demo
+from bot.identity import verify_identity
+from bot.policy import DEFAULT_POLICY_PATH
+
+SENDER = "conversation-negotiation"
+DOMAIN: dict[str, Any] = {
+    "forms": {
+        "circumstances_form": {
+            "required_slots": [
+                "monthly_income",
+                "monthly_expenses",
+                "other_repayments",
+                "hardship_reason",
+                "hardship_months",
+                "proposed_monthly",
+                "available_funds",
+            ]
+        }
+    },
+    "slots": {},
+}
+ZHANG_WEI = {
+    "monthly_income": "4000.00",
+    "monthly_expenses": "2500.00",
+    "other_repayments": "0.00",
+    "hardship_reason": "unemployment",
+    "hardship_months": "6",
+    "proposed_monthly": "unknown",
+    "available_funds": "0.00",
+}
+
+
+@pytest.fixture
+def zhang_wei(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[int]:
+    """A seeded database in which this conversation has verified as 张伟; his debtor id."""
+    url = f"sqlite+aiosqlite:///{tmp_path / 'bank.db'}"
+    monkeypatch.setenv("DATABASE_URL", url)
+    common.database.cache_clear()
+    policy_module.current_policy.cache_clear()
+    upgrade(url)
+    asyncio.run(seed_demo(common.database()))
+    result = asyncio.run(verify_identity(common.database(), SENDER, "张伟", "1234", "13800138000"))
+    assert result.status == "verified"
+    yield int(result.debtor_id)  # type: ignore[arg-type]
+    asyncio.run(common.database().dispose())
+    common.database.cache_clear()
+    policy_module.current_policy.cache_clear()
+
+
+def tracker(
+    text: str = "",
+    slots: dict[str, Any] | None = None,
+    entities: list[dict[str, Any]] | None = None,
+    intent: str = "inform",
+    active_loop: str | None = "circumstances_form",
+) -> Tracker:
+    return Tracker(
+        sender_id=SENDER,
+        slots=slots or {},
+        latest_message={"text": text, "intent": {"name": intent}, "entities": entities or []},
+        events=[
+            ActionExecuted("action_listen"),
+            UserUttered(text, {"name": intent}, entities or []),
+        ],
+        paused=False,
+        followup_action=None,
+        active_loop={"name": active_loop} if active_loop else {},
+        latest_action_name="action_listen",
+    )
+
+
+def responses(dispatcher: CollectingDispatcher) -> list[str]:
+    return [message["response"] for message in dispatcher.messages]
+
+
+def _rows(table: str) -> list[dict[str, Any]]:
+    url = common.database().engine.url.set(drivername="sqlite")
+    engine = sa.create_engine(url, future=True)
+    try:
+        with engine.connect() as connection:
+            return [dict(r._mapping) for r in connection.execute(sa.text(f"SELECT * FROM {table}"))]  # noqa: S608
+    finally:
+        engine.dispose()
+
+
+def verified(debtor_id: int, **slots: Any) -> dict[str, Any]:
+    return {"verified": True, "debtor_id": debtor_id, **slots}
+
+
+# --- the form ---------------------------------------------------------------------------
+
+
+async def test_one_message_answers_several_questions(zhang_wei: int) -> None:
+    text = "打零工一个月四千左右，房租加吃饭要两千五"
+    entities = [
+        {"entity": "amount", "value": 4000, "start": 8, "end": 10},
+        {"entity": "amount", "value": 2500, "start": 18, "end": 21},
+    ]
+    dispatcher = CollectingDispatcher()
+    events = await ValidateCircumstancesForm().run(
+        dispatcher,
+        tracker(text, {"requested_slot": "monthly_income"}, entities),
+        DOMAIN,
+    )
+    assert events == [
+        SlotSet("monthly_income", "4000.00"),
+        SlotSet("monthly_expenses", "2500.00"),
+    ]
+    assert dispatcher.messages == []
+
+
+async def test_an_implausible_income_is_cleared_with_a_specific_prompt(zhang_wei: int) -> None:
+    entities = [{"entity": "amount", "value": 20_000_000, "start": 6, "end": 9}]
+    dispatcher = CollectingDispatcher()
+    events = await ValidateCircumstancesForm().run(
+        dispatcher,
+        tracker("我一个月收入两千万", {"requested_slot": "monthly_income"}, entities),
+        DOMAIN,
+    )
+    assert events == [SlotSet("monthly_income", None)]
+    assert responses(dispatcher) == ["utter_implausible_income_too_large"]
+
+
+async def test_an_answer_without_a_figure_is_asked_again(zhang_wei: int) -> None:
+    dispatcher = CollectingDispatcher()
+    events = await ValidateCircumstancesForm().run(
+        dispatcher, tracker("今天天气不错", {"requested_slot": "other_repayments"}), DOMAIN
+    )
+    assert events == [SlotSet("other_repayments", None)]
+    assert responses(dispatcher) == ["utter_invalid_other_repayments"]
+
+
+async def test_a_question_in_the_middle_is_left_to_the_rules(zhang_wei: int) -> None:
+    dispatcher = CollectingDispatcher()
+    events = await ValidateCircumstancesForm().run(
+        dispatcher,
+        tracker("为什么要问这些", {"requested_slot": "monthly_income"}, intent="faq"),
+        DOMAIN,
+    )
+    assert events == []
+    assert dispatcher.messages == []
+
+
+# --- offers, choice, confirmation ---------------------------------------------------------
+
+
+async def test_offers_for_zhang_wei(zhang_wei: int) -> None:
+    dispatcher = CollectingDispatcher()
+    events = await ActionOfferPlans().run(
+        dispatcher, tracker(slots=verified(zhang_wei, **ZHANG_WEI), active_loop=None), {}
+    )
+    offers = events[0]["value"]
+    assert [(o["plan"], o["months"], o["monthly_amount"]) for o in offers] == [
+        ("personalized_installment", 23, "1024.35")
+    ]
+    assert events[1:] == [SlotSet("selected_offer", None), SlotSet("negotiation_stage", "offered")]
+    assert responses(dispatcher) == [
+        "utter_offer_intro",
+        "utter_offer_personalized_installment",
+        "utter_offer_choices_1",
+    ]
+    assert dispatcher.messages[0]["affordable"] == "1,050.00"
+
+
+async def test_no_offer_without_a_verification_on_record(zhang_wei: int) -> None:
+    dispatcher = CollectingDispatcher()
+    other = Tracker(
+        sender_id="someone-else",
+        slots=verified(zhang_wei, **ZHANG_WEI),
+        latest_message={"text": "", "intent": {"name": "inform"}, "entities": []},
+        events=[],
+        paused=False,
+        followup_action=None,
+        active_loop={},
+        latest_action_name="action_listen",
+    )
+    events = await ActionOfferPlans().run(dispatcher, other, {})
+    assert "utter_offer_intro" not in responses(dispatcher)
+    assert FollowupAction("verification_form") in events
+
+
+async def _terms(debtor_id: int) -> tuple[dict[str, Any], dict[str, Any]]:
+    offers_events = await ActionOfferPlans().run(
+        CollectingDispatcher(),
+        tracker(slots=verified(debtor_id, **ZHANG_WEI), active_loop=None),
+        {},
+    )
+    slots = verified(debtor_id, **ZHANG_WEI, offers=offers_events[0]["value"])
+    dispatcher = CollectingDispatcher()
+    events = await ActionChoosePlan().run(
+        dispatcher,
+        tracker(
+            "选1",
+            slots,
+            [{"entity": "plan_index", "value": 1, "start": 0, "end": 2}],
+            "choose_plan",
+            None,
+        ),
+        {},
+    )
+    assert responses(dispatcher) == [
+        "utter_terms_personalized_installment",
+        "utter_terms_card_commitment",
+        "utter_terms_missed_installment",
+        "utter_confirm_terms",
+    ]
+    assert events[1] == SlotSet("negotiation_stage", "confirming")
+    return slots, events[0]["value"]
+
+
+async def test_confirmation_records_once_with_the_whole_schedule(zhang_wei: int) -> None:
+    slots, selected = await _terms(zhang_wei)
+    assert _rows("agreements") == []  # choosing records nothing
+    confirming = {**slots, "selected_offer": selected, "negotiation_stage": "confirming"}
+    for _ in range(2):  # a repeated confirmation of the same offer records it once
+        dispatcher = CollectingDispatcher()
+        events = await ActionConfirmAgreement().run(
+            dispatcher, tracker("确认", confirming, intent="affirm", active_loop=None), {}
+        )
+        assert responses(dispatcher) == ["utter_agreement_recorded", "utter_collections_paused"]
+        assert SlotSet("negotiation_stage", "agreed") in events
+    agreements = _rows("agreements")
+    assert len(agreements) == 1
+    assert dispatcher.messages[0]["reference"] == agreements[0]["reference"]
+    installments = _rows("agreement_installments")
+    assert len(installments) == 23
+    assert sum(Decimal(str(i["amount"])) for i in installments) == Decimal("23560.00")
+    assert [a["collections_hold"] for a in _rows("accounts") if a["debtor_id"] == zhang_wei] == [1]
+    assert [e["action"] for e in _rows("audit_log")].count("agreement_recorded") == 1
+
+
+async def test_terms_that_no_longer_hold_are_shown_again_not_recorded(zhang_wei: int) -> None:
+    slots, selected = await _terms(zhang_wei)
+    tampered = {**selected, "offer": {**selected["offer"], "monthly_amount": "10.00"}}
+    dispatcher = CollectingDispatcher()
+    await ActionConfirmAgreement().run(
+        dispatcher,
+        tracker("确认", {**slots, "selected_offer": tampered}, intent="affirm", active_loop=None),
+        {},
+    )
+    assert responses(dispatcher)[0] == "utter_terms_changed"
+    assert _rows("agreements") == []
+
+
+async def test_a_change_of_mind_records_nothing(zhang_wei: int) -> None:
+    slots, selected = await _terms(zhang_wei)
+    dispatcher = CollectingDispatcher()
+    events = await ActionDeclineTerms().run(
+        dispatcher,
+        tracker("算了", {**slots, "selected_offer": selected}, intent="deny", active_loop=None),
+        {},
+    )
+    assert events == [SlotSet("selected_offer", None), SlotSet("negotiation_stage", "offered")]
+    assert responses(dispatcher) == ["utter_terms_declined", "utter_offer_choices_1"]
+    assert _rows("agreements") == []
+
+
+async def test_schedule_before_any_agreement(zhang_wei: int) -> None:
+    dispatcher = CollectingDispatcher()
+    await ActionShowSchedule().run(
+        dispatcher, tracker("查看还款计划", verified(zhang_wei), active_loop=None), {}
+    )
+    assert responses(dispatcher) == ["utter_no_agreement"]
+
+
+async def test_a_promise_beyond_the_window_is_refused_with_the_last_day(zhang_wei: int) -> None:
+    # 张伟 is 45 days overdue, beyond the promise window of the bundled policy.
+    far = (today_in_beijing() + timedelta(days=90)).isoformat()
+    dispatcher = CollectingDispatcher()
+    events = await ActionCheckPromise().run(
+        dispatcher, tracker("", verified(zhang_wei, promise_date=far), active_loop=None), {}
+    )
+    assert responses(dispatcher) == ["utter_promise_overdue_too_long"]
+    assert events == [SlotSet("promise_date", None), SlotSet("promise_amount", None)]
+
+
+@pytest.mark.parametrize(
+    ("index", "text", "plan"),
+    [
+        (2, "第二个", "personalized_installment"),
+        (None, "分期那个", "personalized_installment"),
+        (None, "我选一次性结清的那个", "lump_sum_settlement"),
+        (None, "最后一个", "personalized_installment"),
+        (None, "月供最低的", "personalized_installment"),
+        (None, "随便", None),
+        (5, "第五个", None),
+    ],
+)
+def test_choosing_by_number_position_or_kind(
+    index: int | None, text: str, plan: str | None
+) -> None:
+    offers = [
+        {"plan": "lump_sum_settlement", "one_off": True, "monthly_amount": "51050.00", "months": 1},
+        {
+            "plan": "personalized_installment",
+            "one_off": False,
+            "monthly_amount": "2059.26",
+            "months": 27,
+        },
+    ]
+    chosen = choose(offers, index, text)
+    assert (chosen or {}).get("plan") == plan
+
+
+async def test_a_second_policy_file_changes_the_offers(
+    zhang_wei: int, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    data = yaml.safe_load(DEFAULT_POLICY_PATH.read_text(encoding="utf-8"))
+    data["affordability"]["ratio"] = "0.50"
+    data["fee_waiver"]["share"] = "1.00"
+    second = tmp_path / "policy.yml"
+    second.write_text(yaml.safe_dump(data, allow_unicode=True), encoding="utf-8")
+    monkeypatch.setenv("NEGOTIATION_POLICY", str(second))
+    policy_module.current_policy.cache_clear()
+    slots = verified(zhang_wei, **{**ZHANG_WEI, "available_funds": "23000.00"})
+    events = await ActionOfferPlans().run(
+        CollectingDispatcher(), tracker(slots=slots, active_loop=None), {}
+    )
+    offers = [(o["plan"], o["months"], o["total_payable"]) for o in events[0]["value"]]
+    # 750 a month affordable instead of 1050, and the whole 700 of fees waived.
+    assert offers == [("fee_waiver", 1, "22860.00"), ("personalized_installment", 32, "23560.00")]
