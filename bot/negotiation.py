@@ -233,6 +233,8 @@ def _offer(
     **extra: Any,
 ) -> Offer:
     total = total.quantize(CENT)
+    # Never more installments than cents owed: no installment is ever 0.00.
+    months = max(1, min(months, int(total / CENT)))
     schedule = _schedule(total, months, first_due)
     return Offer(
         plan=plan,
@@ -293,14 +295,33 @@ def _personalized_installment(ctx: _Context) -> _Outcome:
     if account.overdue_total <= ctx.monthly * ctx.policy.affordability.pay_soon_months:
         return None, Ineligible(plan, "can_pay_soon", {"monthly": str(ctx.monthly)})
     max_months = min(rule.max_months, ctx.policy.authority.max_term_months, LEGAL_MAX_MONTHS)
+    # On a loan, the regular installment is paid alongside and must fit as well.
+    regular = (account.installment_amount or ZERO) if account.product in LOANS else ZERO
+    room = ctx.monthly - regular
     needed = cents_up(total / max_months)
-    if ctx.monthly <= ZERO or needed > ctx.monthly:
+    if room <= ZERO or needed > room:
         draft = _offer(
-            plan, account, total, LEGAL_MAX_MONTHS, ctx.first_due, waived, interest_stops=True
+            plan,
+            account,
+            total,
+            LEGAL_MAX_MONTHS,
+            ctx.first_due,
+            waived,
+            interest_stops=True,
+            concurrent_monthly=regular,
         )
-        return draft, Ineligible(plan, "unaffordable", {"monthly": str(needed)})
-    months = shortest_term(total, ctx.monthly, rule.min_months)
-    offer = _offer(plan, account, total, months, ctx.first_due, waived, interest_stops=True)
+        return draft, Ineligible(plan, "unaffordable", {"monthly": str(needed + regular)})
+    months = shortest_term(total, room, rule.min_months)
+    offer = _offer(
+        plan,
+        account,
+        total,
+        months,
+        ctx.first_due,
+        waived,
+        interest_stops=True,
+        concurrent_monthly=regular,
+    )
     if waived > ctx.policy.authority.max_waiver:
         return offer, Ineligible(
             plan, "waiver_too_large", {"waiver": str(ctx.policy.authority.max_waiver)}
@@ -396,6 +417,15 @@ def assess(
 ) -> Assessment:
     """Every plan for this account and these circumstances on `today`, under `policy`."""
     ctx = _Context(account, circumstances, today, policy)
+    if account.overdue_total <= ZERO:
+        # Nothing to negotiate: no plan of 0.00, and nothing for a negotiator either.
+        return Assessment(
+            account=account,
+            affordable_monthly=ctx.monthly,
+            offers=(),
+            ineligible=tuple(Ineligible(plan, "nothing_overdue") for plan in policy.ranking),
+            proposal=None,
+        )
     offers: list[Offer] = []
     ineligible: list[Ineligible] = []
     drafts: list[tuple[Offer, Ineligible]] = []

@@ -159,6 +159,17 @@ class Policy(_Section):
             raise ValueError(f"must list each of {', '.join(PLANS)} exactly once")
         return value
 
+    @root_validator(skip_on_failure=True)
+    def _authority_allows_the_shortest_installment(
+        cls,  # noqa: N805
+        values: dict[str, Any],
+    ) -> dict[str, Any]:
+        if values["authority"].max_term_months < values["personalized_installment"].min_months:
+            raise ValueError(
+                "authority.max_term_months is shorter than personalized_installment.min_months"
+            )
+        return values
+
     def rank(self, plan: str) -> int:
         """The position of `plan` in the offer order (0 first)."""
         return self.ranking.index(plan)
