@@ -76,11 +76,18 @@ PLAN_WORDS = (
 # --- shared helpers --------------------------------------------------------------------
 
 
-async def _verified_account(tracker: Tracker) -> tuple[int, AccountSummary | None] | None:
-    """The verified debtor and the account to negotiate, or None if not verified."""
-    debtor_id = tracker.get_slot("debtor_id")
-    if not tracker.get_slot("verified") or debtor_id is None:
-        return None
+async def _verified_account(
+    tracker: Tracker, debtor_id: int | None = None
+) -> tuple[int, AccountSummary | None] | None:
+    """The verified debtor and the account to negotiate, or None if not verified.
+
+    `debtor_id` is given by the action that has just verified the debtor, before
+    its slot events are applied; the database must confirm it either way.
+    """
+    if debtor_id is None:
+        debtor_id = tracker.get_slot("debtor_id")
+        if not tracker.get_slot("verified") or debtor_id is None:
+            return None
     if not await is_verified(database(), tracker.sender_id, int(debtor_id)):
         return None
     accounts = await account_summaries(database(), int(debtor_id))
@@ -531,11 +538,13 @@ class ActionReviseOffers(Action):
 # --- promise to pay, schedule ---------------------------------------------------------------
 
 
-async def start_promise(dispatcher: CollectingDispatcher, tracker: Tracker) -> list[EventType]:
+async def start_promise(
+    dispatcher: CollectingDispatcher, tracker: Tracker, debtor_id: int
+) -> list[EventType]:
     """After verification: check the promised date and amount, or ask for the date."""
     if not tracker.get_slot(PROMISE_DATE):
         return [FollowupAction("promise_form")]
-    return [FollowupAction("action_check_promise")]
+    return await promise_terms(dispatcher, tracker, debtor_id)
 
 
 def _promise_amount(value: Any) -> Decimal | None:
@@ -556,44 +565,51 @@ class ActionCheckPromise(Action):
     async def run(
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> list[EventType]:
-        from actions.verification import start_verification
+        return await promise_terms(dispatcher, tracker)
 
-        context = await _verified_account(tracker)
-        if context is None:
-            return await start_verification(dispatcher, tracker, "promise_to_pay")
-        _, summary = context
-        if summary is None:
-            dispatcher.utter_message(response="utter_no_accounts")
-            return []
-        account = position(summary)
-        try:
-            due = date.fromisoformat(str(tracker.get_slot(PROMISE_DATE)))
-        except ValueError:
-            return [SlotSet(PROMISE_DATE, None), FollowupAction("promise_form")]
-        amount = _promise_amount(tracker.get_slot(PROMISE_AMOUNT))
-        result = check_promise(account, amount, due, today_in_beijing(), current_policy())
-        if isinstance(result, Ineligible):
-            needs = result.needs
-            dispatcher.utter_message(
-                response=f"utter_promise_{result.reason}",
-                last_day=full_date(date.fromisoformat(needs["date"])) if "date" in needs else "",
-                amount=money(Decimal(needs["amount"])) if "amount" in needs else "",
-                overdue_total=money(account.overdue_total),
-            )
-            return [SlotSet(PROMISE_DATE, None), SlotSet(PROMISE_AMOUNT, None)]
+
+async def promise_terms(
+    dispatcher: CollectingDispatcher, tracker: Tracker, debtor_id: int | None = None
+) -> list[EventType]:
+    """The promise's terms for confirmation, or why the policy does not allow it."""
+    from actions.verification import start_verification
+
+    context = await _verified_account(tracker, debtor_id)
+    if context is None:
+        return await start_verification(dispatcher, tracker, "promise_to_pay")
+    _, summary = context
+    if summary is None:
+        dispatcher.utter_message(response="utter_no_accounts")
+        return []
+    account = position(summary)
+    try:
+        due = date.fromisoformat(str(tracker.get_slot(PROMISE_DATE)))
+    except ValueError:
+        return [SlotSet(PROMISE_DATE, None), FollowupAction("promise_form")]
+    amount = _promise_amount(tracker.get_slot(PROMISE_AMOUNT))
+    result = check_promise(account, amount, due, today_in_beijing(), current_policy())
+    if isinstance(result, Ineligible):
+        needs = result.needs
         dispatcher.utter_message(
-            response="utter_promise_terms",
-            amount=money(result.total_payable),
-            due=full_date(result.first_due),
+            response=f"utter_promise_{result.reason}",
+            last_day=full_date(date.fromisoformat(needs["date"])) if "date" in needs else "",
+            amount=money(Decimal(needs["amount"])) if "amount" in needs else "",
             overdue_total=money(account.overdue_total),
-            remaining=money(account.overdue_total - result.total_payable),
         )
-        dispatcher.utter_message(response="utter_terms_missed_one_off")
-        dispatcher.utter_message(response="utter_confirm_terms")
-        return [
-            SlotSet(SELECTED, {"offer_id": uuid.uuid4().hex, "offer": result.to_dict()}),
-            SlotSet(STAGE, "confirming"),
-        ]
+        return [SlotSet(PROMISE_DATE, None), SlotSet(PROMISE_AMOUNT, None)]
+    dispatcher.utter_message(
+        response="utter_promise_terms",
+        amount=money(result.total_payable),
+        due=full_date(result.first_due),
+        overdue_total=money(account.overdue_total),
+        remaining=money(account.overdue_total - result.total_payable),
+    )
+    dispatcher.utter_message(response="utter_terms_missed_one_off")
+    dispatcher.utter_message(response="utter_confirm_terms")
+    return [
+        SlotSet(SELECTED, {"offer_id": uuid.uuid4().hex, "offer": result.to_dict()}),
+        SlotSet(STAGE, "confirming"),
+    ]
 
 
 class ValidatePromiseForm(FormValidationAction):

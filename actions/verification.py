@@ -193,7 +193,7 @@ async def continue_request(
     elif pending in {"request_negotiation", "state_hardship"}:
         events += await start_circumstances(dispatcher)
     elif pending == "promise_to_pay":
-        events += await start_promise(dispatcher, tracker)
+        events += await start_promise(dispatcher, tracker, int(debtor))
     elif pending == "ask_repayment_plan":
         events += await tell_schedule(dispatcher, int(debtor))
     elif debtor_id is None:
