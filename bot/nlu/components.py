@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 from datetime import date, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -12,7 +13,14 @@ from rasa.engine.recipes.default_recipe import DefaultV1Recipe
 from rasa.engine.storage.resource import Resource
 from rasa.engine.storage.storage import ModelStorage
 from rasa.nlu.extractors.extractor import EntityExtractorMixin
-from rasa.shared.nlu.constants import ENTITIES, TEXT
+from rasa.shared.nlu.constants import (
+    ENTITIES,
+    INTENT,
+    INTENT_NAME_KEY,
+    INTENT_RANKING_KEY,
+    PREDICTED_CONFIDENCE_KEY,
+    TEXT,
+)
 from rasa.shared.nlu.training_data.message import Message
 from rasa.shared.nlu.training_data.training_data import TrainingData
 
@@ -20,6 +28,8 @@ from bot.nlu.normalize import normalize_text
 from bot.nlu.quantities import QuantityParser, as_entities
 
 logger = logging.getLogger(__name__)
+
+FALLBACK_INTENT = "nlu_fallback"
 
 #: Key under which the normaliser keeps what the user actually typed.
 ORIGINAL_TEXT = "original_text"
@@ -119,4 +129,42 @@ class QuantityExtractor(GraphComponent, EntityExtractorMixin):
                 if not any(e["start"] < q["end"] and q["start"] < e["end"] for q in found)
             ]
             message.set(ENTITIES, kept + found, add_to_output=True)
+        return messages
+
+
+#: A letter, digit or Chinese character: a message without one says nothing to classify.
+_WORD_CHARACTER = re.compile(r"[0-9A-Za-z\u3400-\u9fff\uf900-\ufaff]")
+
+
+@DefaultV1Recipe.register([DefaultV1Recipe.ComponentType.INTENT_CLASSIFIER], is_trainable=False)
+class ContentlessMessageFallback(GraphComponent):
+    """Marks a message of only punctuation, emoji or spaces as `nlu_fallback`.
+
+    A statistical classifier still picks some intent for "？？？！！！", sometimes
+    confidently; such a message should get the "not understood" reply instead.
+    Runs after the FallbackClassifier.
+    """
+
+    @classmethod
+    def create(
+        cls,
+        config: dict[str, Any],
+        model_storage: ModelStorage,
+        resource: Resource,
+        execution_context: ExecutionContext,
+    ) -> ContentlessMessageFallback:
+        return cls()
+
+    def process(self, messages: list[Message]) -> list[Message]:
+        for message in messages:
+            if _WORD_CHARACTER.search(message.get(TEXT) or ""):
+                continue
+            fallback = {INTENT_NAME_KEY: FALLBACK_INTENT, PREDICTED_CONFIDENCE_KEY: 1.0}
+            ranking = [
+                item
+                for item in message.get(INTENT_RANKING_KEY) or []
+                if item.get(INTENT_NAME_KEY) != FALLBACK_INTENT
+            ]
+            message.set(INTENT, fallback, add_to_output=True)
+            message.set(INTENT_RANKING_KEY, [fallback, *ranking], add_to_output=True)
         return messages

@@ -106,12 +106,18 @@ def _day(value: Any) -> date:
     return value if isinstance(value, date) else date.fromisoformat(str(value))
 
 
+#: The reply to a message the assistant could not place: never part of a negotiation.
+NOT_UNDERSTOOD = "我没有理解您的意思"
+
+
 async def play(client: RestClient, name: str) -> None:
     conversation = load(NEGOTIATIONS / f"{name}.yml")
     failures = []
     for index, turn in enumerate(conversation.turns):
         replies = await client.say(turn.user)
         problems = check_turn(turn, replies)
+        if NOT_UNDERSTOOD in reply_text(replies):
+            problems.append(f"the assistant fell back to {NOT_UNDERSTOOD!r}")
         if problems:
             failures.append(format_failure(conversation, index, problems, reply_text(replies)))
     assert not failures, "\n" + "\n".join(failures)

@@ -6,7 +6,7 @@ from rasa.shared.nlu.constants import ENTITIES, TEXT
 from rasa.shared.nlu.training_data.message import Message
 from rasa.shared.nlu.training_data.training_data import TrainingData
 
-from bot.nlu.components import ChineseTextNormalizer, QuantityExtractor
+from bot.nlu.components import ChineseTextNormalizer, ContentlessMessageFallback, QuantityExtractor
 
 
 def normalizer(**config: object) -> ChineseTextNormalizer:
@@ -76,3 +76,26 @@ def test_extractor_drops_statistical_entities_that_overlap_its_own() -> None:
             "extractor": "QuantityExtractor",
         },
     ]
+
+
+def test_a_message_without_words_is_not_understood() -> None:
+    fallback = ContentlessMessageFallback()
+    punctuation = Message(
+        data={
+            TEXT: "？？？！！！。。。……",
+            "intent": {"name": "refuse_payment", "confidence": 0.93},
+            "intent_ranking": [
+                {"name": "refuse_payment", "confidence": 0.93},
+                {"name": "deny", "confidence": 0.05},
+            ],
+        }
+    )
+    words = Message(data={TEXT: "选2", "intent": {"name": "choose_plan", "confidence": 0.6}})
+    fallback.process([punctuation, words])
+    assert punctuation.get("intent") == {"name": "nlu_fallback", "confidence": 1.0}
+    assert [item["name"] for item in punctuation.get("intent_ranking")] == [
+        "nlu_fallback",
+        "refuse_payment",
+        "deny",
+    ]
+    assert words.get("intent") == {"name": "choose_plan", "confidence": 0.6}
