@@ -50,6 +50,7 @@ shell: $(INSTALLED)
 lint: $(INSTALLED)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	$(PY) -m mypy
 
 format: $(INSTALLED)
 	$(VENV)/bin/ruff check --fix .

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
+
 from rasa_sdk.executor import CollectingDispatcher
 
 from actions.common import database, money
@@ -23,7 +25,7 @@ def status_message(account: AccountSummary) -> dict[str, object]:
     if account.product != "credit_card":
         values.update(
             missed_installments=account.missed_installments,
-            installment_amount=money(account.installment_amount or 0),
+            installment_amount=money(account.installment_amount or Decimal(0)),
             outstanding_principal=money(account.outstanding_principal),
         )
     return values

@@ -44,6 +44,7 @@ from bot.identity import is_verified
 from bot.negotiation import (
     AccountPosition,
     Assessment,
+    Circumstances,
     Ineligible,
     Offer,
     assess,
@@ -367,7 +368,8 @@ class ActionChoosePlan(Action):
             dispatcher.utter_message(response="utter_choose_plan_needs_offer")
             return []
         context = await _verified_account(tracker)
-        if context is None or context[1] is None:
+        summary = context[1] if context else None
+        if summary is None:
             dispatcher.utter_message(response="utter_choose_plan_needs_offer")
             return [SlotSet(OFFERS, None), SlotSet(STAGE, None)]
         chosen = choose(offers, _plan_index(tracker), tracker.latest_message.get("text") or "")
@@ -375,7 +377,7 @@ class ActionChoosePlan(Action):
             dispatcher.utter_message(response="utter_choose_plan_unclear", count=len(offers))
             dispatcher.utter_message(response=_offer_buttons(len(offers)))
             return []
-        return show_terms(dispatcher, Offer.from_dict(chosen), position(context[1]))
+        return show_terms(dispatcher, Offer.from_dict(chosen), position(summary))
 
 
 def _recomputed(tracker: Tracker, account: AccountPosition, shown: Offer) -> Offer | None:
@@ -407,7 +409,7 @@ class ActionConfirmAgreement(Action):
         if not selected or context is None or context[1] is None:
             dispatcher.utter_message(response="utter_choose_plan_needs_offer")
             return [SlotSet(SELECTED, None), SlotSet(STAGE, None)]
-        debtor_id, summary = context
+        debtor_id, summary = context[0], context[1]
         account = position(summary)
         shown = Offer.from_dict(selected["offer"])
         current = _recomputed(tracker, account, shown)
@@ -473,7 +475,7 @@ class ActionReviseOffers(Action):
         if context is None or context[1] is None:
             dispatcher.utter_message(response="utter_choose_plan_needs_offer")
             return []
-        debtor_id, summary = context
+        debtor_id, summary = context[0], context[1]
         message = tracker.latest_message
         found = extract(message.get("text") or "", message.get("entities") or [], None)
         if not found:
@@ -492,40 +494,10 @@ class ActionReviseOffers(Action):
         if current is None:
             return [*events, FollowupAction(FORM)]
         account = position(summary)
-        proposed = found.get(PROPOSED_MONTHLY)
-        if proposed is not None and current.proposed_monthly is not None:
-            assessment = counter_offer(
-                account, current, current.proposed_monthly, today_in_beijing(), policy
-            )
-            limit = assess(
-                account,
-                circumstances({**slots, PROPOSED_MONTHLY: None}) or current,
-                today_in_beijing(),
-                policy,
-            ).affordable_monthly
-            recurring = [o for o in assessment.offers if not o.one_off]
-            if current.proposed_monthly > limit:
-                dispatcher.utter_message(
-                    response="utter_counter_capped",
-                    proposed=money(current.proposed_monthly),
-                    affordable=money(limit),
-                )
-            elif recurring:
-                best = recurring[0]
-                dispatcher.utter_message(
-                    response="utter_counter_fits",
-                    proposed=money(current.proposed_monthly),
-                    monthly=money(best.monthly_amount),
-                    months=best.months,
-                )
-            else:
-                needed = [i.needs.get("monthly") for i in assessment.ineligible]
-                minimum = min((n for n in needed if n), default=None, key=lambda n: float(n))
-                dispatcher.utter_message(
-                    response="utter_counter_too_low",
-                    proposed=money(current.proposed_monthly),
-                    needed=money(Decimal(minimum)) if minimum else "",
-                )
+        if found.get(PROPOSED_MONTHLY) is not None and current.proposed_monthly is not None:
+            assessment, keep = counter(dispatcher, account, current, slots, policy)
+            if not keep:  # a figure that fits nothing does not replace the earlier one
+                events = [e for e in events if e["name"] != PROPOSED_MONTHLY]
         else:
             assessment = assess(account, current, today_in_beijing(), policy)
             dispatcher.utter_message(response="utter_offers_recomputed")
@@ -533,6 +505,51 @@ class ActionReviseOffers(Action):
             *events,
             *await offer_or_propose(dispatcher, tracker, debtor_id, summary, assessment),
         ]
+
+
+def counter(
+    dispatcher: CollectingDispatcher,
+    account: AccountPosition,
+    current: Circumstances,
+    slots: dict[str, Any],
+    policy: Policy,
+) -> tuple[Assessment, bool]:
+    """Answer a counter-proposal honestly; the offers to show, and whether it stands.
+
+    It fits (the plans are recomputed with it), it is more than the debtor's own
+    figures allow (the plans stay within what they allow), or no plan can cover the
+    debt with it (the earlier offers are shown again).
+    """
+    today = today_in_beijing()
+    proposed = current.proposed_monthly
+    assert proposed is not None
+    without = circumstances({**slots, PROPOSED_MONTHLY: None}) or current
+    baseline = assess(account, without, today, policy)
+    if proposed > baseline.affordable_monthly:
+        dispatcher.utter_message(
+            response="utter_counter_capped",
+            proposed=money(proposed),
+            affordable=money(baseline.affordable_monthly),
+        )
+        return baseline, False
+    assessment = counter_offer(account, current, proposed, today, policy)
+    recurring = [offer for offer in assessment.offers if not offer.one_off]
+    if recurring:
+        dispatcher.utter_message(
+            response="utter_counter_fits",
+            proposed=money(proposed),
+            monthly=money(recurring[0].monthly_amount),
+            months=recurring[0].months,
+        )
+        return assessment, True
+    needed = [Decimal(i.needs["monthly"]) for i in assessment.ineligible if "monthly" in i.needs]
+    if needed:
+        dispatcher.utter_message(
+            response="utter_counter_too_low", proposed=money(proposed), needed=money(min(needed))
+        )
+    else:
+        dispatcher.utter_message(response="utter_counter_does_not_fit", proposed=money(proposed))
+    return baseline, False
 
 
 # --- promise to pay, schedule ---------------------------------------------------------------

@@ -231,7 +231,7 @@ async def latest_agreement(db: Database, debtor_id: int) -> RecordedAgreement | 
         db,
         sa.select(Agreement)
         .where(Agreement.debtor_id == debtor_id)
-        .order_by(Agreement.created_at.desc(), Agreement.id.desc()),
+        .order_by(sa.desc(Agreement.created_at), sa.desc(Agreement.id)),
     )
 
 

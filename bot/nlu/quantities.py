@@ -34,7 +34,7 @@ from typing import Any
 import cn2an
 from spacy.language import Language
 from spacy.matcher import Matcher
-from spacy.tokens import Doc, Span
+from spacy.tokens import Doc, Span, Token
 
 CENT = Decimal("0.01")
 
@@ -168,7 +168,7 @@ def numeral_splitter(doc: Doc) -> Doc:
                 continue
             cuts = sorted({0, len(text), *(i for span in pieces for i in span)})
             orths = [text[a:b] for a, b in zip(cuts, cuts[1:], strict=False) if b > a]
-            heads = [(token, i) for i in range(len(orths))]
+            heads: list[Token | tuple[Token, int]] = [(token, i) for i in range(len(orths))]
             retokenizer.split(token, orths, heads=heads)
     return doc
 
