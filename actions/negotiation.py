@@ -35,6 +35,7 @@ from bot.circumstances import (
     HARDSHIP_DETAIL,
     HARDSHIP_REASON,
     PROPOSED_MONTHLY,
+    UNKNOWN,
     circumstances,
     extract,
     hardship_from,
@@ -496,8 +497,11 @@ class ActionReviseOffers(Action):
         account = position(summary)
         if found.get(PROPOSED_MONTHLY) is not None and current.proposed_monthly is not None:
             assessment, keep = counter(dispatcher, account, current, slots, policy)
-            if not keep:  # a figure that fits nothing does not replace the earlier one
+            if not keep:
+                # The offers shown are those without the debtor's figure; the slots
+                # must say so, or the confirmation would compute different terms.
                 events = [e for e in events if e["name"] != PROPOSED_MONTHLY]
+                events.append(SlotSet(PROPOSED_MONTHLY, UNKNOWN))
         else:
             assessment = assess(account, current, today_in_beijing(), policy)
             dispatcher.utter_message(response="utter_offers_recomputed")
