@@ -24,6 +24,7 @@ from actions.negotiation import (
     ActionConfirmAgreement,
     ActionDeclineTerms,
     ActionOfferPlans,
+    ActionReviseOffers,
     ActionShowSchedule,
     ValidateCircumstancesForm,
     choose,
@@ -351,3 +352,30 @@ async def test_a_second_policy_file_changes_the_offers(
     offers = [(o["plan"], o["months"], o["total_payable"]) for o in events[0]["value"]]
     # 750 a month affordable instead of 1050, and the whole 700 of fees waived.
     assert offers == [("fee_waiver", 1, "22860.00"), ("personalized_installment", 32, "23560.00")]
+
+
+@pytest.mark.parametrize(
+    ("said", "amount", "response", "proposed", "months"),
+    [
+        ("每个月只能还八百", 800, "utter_counter_fits", "800.00", 30),
+        ("每个月还两千行不行", 2000, "utter_counter_capped", "unknown", 23),
+        ("每个月只能还三百", 300, "utter_counter_too_low", "unknown", 23),
+    ],
+)
+async def test_a_counter_proposal_is_answered_honestly(
+    zhang_wei: int, said: str, amount: int, response: str, proposed: str, months: int
+) -> None:
+    dispatcher = CollectingDispatcher()
+    entities = [
+        {"entity": "amount", "value": amount, "start": said.index("还") + 1, "end": len(said)}
+    ]
+    events = await ActionReviseOffers().run(
+        dispatcher,
+        tracker(said, verified(zhang_wei, **ZHANG_WEI), entities, active_loop=None),
+        {},
+    )
+    assert responses(dispatcher)[0] == response
+    assert events[0] == SlotSet("proposed_monthly", proposed)
+    offers = next(e["value"] for e in events if e["name"] == "offers")
+    assert [o["months"] for o in offers if o["plan"] == "personalized_installment"] == [months]
+    assert events[-1] == SlotSet("negotiation_stage", "offered")
