@@ -137,6 +137,21 @@ def only_agreement(found: Stored) -> dict[str, Any]:
     assert found.audit.count("agreement_recorded") == 1
     terms = json.loads(agreement["terms"])
     assert terms["offer"]["total_payable"] == str(_money(agreement["total_payable"]))
+    assert agreement["months"] <= 60
+    situation = terms["circumstances"]
+    if situation is not None:  # a plan, not the debtor's own promise
+        disposable = (
+            _money(situation["monthly_income"])
+            - _money(situation["monthly_expenses"])
+            - _money(situation["other_repayments"])
+        )
+        affordable = max(disposable, Decimal(0)) * POLICY.affordability.ratio
+        if terms["offer"]["one_off"]:
+            limit = affordable + _money(situation["available_funds"])
+            assert _money(agreement["total_payable"]) <= limit
+        else:
+            regular = _money(terms["offer"]["concurrent_monthly"])
+            assert _money(agreement["monthly_amount"]) + regular <= affordable
     return agreement
 
 
