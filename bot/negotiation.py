@@ -173,7 +173,8 @@ class Ineligible:
     `reason` is one of: `disabled`, `product`, `broken_plans`, `no_fees`,
     `not_overdue_long_enough`, `overdue_too_long`, `amount_too_large`,
     `not_temporary`, `can_pay_soon`, `unaffordable`, `term_too_long`,
-    `waiver_too_large`. `needs` holds the figures that would make it eligible
+    `waiver_too_large`, `nothing_to_pay`, `nothing_overdue`. `needs` holds the
+    figures that would make it eligible
     (for example `monthly`: the payment needed, or `funds`: the sum to raise).
     """
 
@@ -439,6 +440,9 @@ def assess(
             ineligible.append(Ineligible(plan, "product"))
             continue
         offer, why_not = _RULES[plan](ctx)
+        if offer is not None and offer.total_payable <= ZERO:
+            # Everything owed would be waived: not a plan to agree, a case for a person.
+            offer, why_not = None, Ineligible(plan, "nothing_to_pay")
         if broken and offer is not None and why_not is None:
             why_not = Ineligible(plan, "broken_plans", {"broken_plans": str(account.broken_plans)})
         if why_not is None and offer is not None:

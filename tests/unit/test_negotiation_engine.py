@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import calendar
 import json
+import os
 from datetime import date, timedelta
 from decimal import ROUND_CEILING, ROUND_DOWN, Decimal
 
@@ -34,9 +35,9 @@ CENT = D("0.01")
 ZERO = D("0.00")
 POLICY: Policy = load_policy(DEFAULT_POLICY_PATH)
 TODAY = date(2026, 11, 28)
-PROPERTY = settings(max_examples=200, deadline=None)
+PROPERTY = settings(max_examples=int(os.environ.get("ENGINE_EXAMPLES", 200)), deadline=None)
 #: For the simpler properties, or those only a part of the cases exercise.
-QUICK = settings(max_examples=100, deadline=None)
+QUICK = settings(max_examples=int(os.environ.get("ENGINE_EXAMPLES", 200)) // 2, deadline=None)
 INCOME_CAP = D("200000.00")
 
 # --- strategies ---------------------------------------------------------------------------
