@@ -20,6 +20,7 @@ CLEAR_REPLIES = [
     "我可以解答逾期",  # utter_greet
     "如果您想查询欠款或申请协商还款",  # utter_inform_ack
     "我需要先核实您的身份",  # utter_verification_intro
+    "请先说“我想协商还款”",  # utter_choose_plan_needs_offer ("1 OR 1=1" reads as "选1")
 ]
 
 
