@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterable
+from dataclasses import replace
 from datetime import date
 from decimal import Decimal, InvalidOperation
 from typing import Any
@@ -161,8 +162,13 @@ async def offer_or_propose(
     debtor_id: int,
     summary: AccountSummary,
     assessment: Assessment,
+    found: Circumstances,
 ) -> list[EventType]:
-    """Show the eligible offers, or prepare the case for a negotiator if there are none."""
+    """Show the eligible offers, or prepare the case for a negotiator if there are none.
+
+    `found` are the circumstances the assessment was made from (this turn's
+    corrections included), which the proposal records.
+    """
     policy = current_policy()
     if assessment.offers:
         await audit.record(
@@ -178,8 +184,9 @@ async def offer_or_propose(
             },
         )
         return show_offers(dispatcher, assessment, policy)
-    found = circumstances(_slots(tracker))
-    assert found is not None and assessment.proposal is not None
+    if assessment.proposal is None:  # nothing overdue: nothing to offer or propose
+        dispatcher.utter_message(response="utter_no_accounts")
+        return [SlotSet(OFFERS, None), SlotSet(SELECTED, None), SlotSet(STAGE, None)]
     reference = await record_proposal(
         database(),
         conversation_id=tracker.sender_id,
@@ -303,7 +310,7 @@ class ActionOfferPlans(Action):
         if found is None:
             return [FollowupAction(FORM)]
         assessment = assess(position(summary), found, today_in_beijing(), current_policy())
-        return await offer_or_propose(dispatcher, tracker, debtor_id, summary, assessment)
+        return await offer_or_propose(dispatcher, tracker, debtor_id, summary, assessment, found)
 
 
 # --- choosing, countering, confirming -------------------------------------------------------
@@ -496,26 +503,24 @@ class ActionReviseOffers(Action):
             return [*events, FollowupAction(FORM)]
         account = position(summary)
         if found.get(PROPOSED_MONTHLY) is not None and current.proposed_monthly is not None:
-            assessment, keep = counter(dispatcher, account, current, slots, policy)
+            assessment, keep = counter(dispatcher, account, current, policy)
             if not keep:
                 # The offers shown are those without the debtor's figure; the slots
                 # must say so, or the confirmation would compute different terms.
                 events = [e for e in events if e["name"] != PROPOSED_MONTHLY]
                 events.append(SlotSet(PROPOSED_MONTHLY, UNKNOWN))
+                current = replace(current, proposed_monthly=None)
         else:
             assessment = assess(account, current, today_in_beijing(), policy)
             dispatcher.utter_message(response="utter_offers_recomputed")
-        return [
-            *events,
-            *await offer_or_propose(dispatcher, tracker, debtor_id, summary, assessment),
-        ]
+        shown = await offer_or_propose(dispatcher, tracker, debtor_id, summary, assessment, current)
+        return [*events, *shown]
 
 
 def counter(
     dispatcher: CollectingDispatcher,
     account: AccountPosition,
     current: Circumstances,
-    slots: dict[str, Any],
     policy: Policy,
 ) -> tuple[Assessment, bool]:
     """Answer a counter-proposal honestly; the offers to show, and whether it stands.
@@ -527,8 +532,7 @@ def counter(
     today = today_in_beijing()
     proposed = current.proposed_monthly
     assert proposed is not None
-    without = circumstances({**slots, PROPOSED_MONTHLY: None}) or current
-    baseline = assess(account, without, today, policy)
+    baseline = assess(account, replace(current, proposed_monthly=None), today, policy)
     if proposed > baseline.affordable_monthly:
         dispatcher.utter_message(
             response="utter_counter_capped",

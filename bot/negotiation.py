@@ -22,7 +22,7 @@ that plus the funds the debtor said they could raise at once.
 from __future__ import annotations
 
 import calendar
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, timedelta
 from decimal import ROUND_CEILING, ROUND_DOWN, Decimal
 from typing import Any
@@ -525,17 +525,4 @@ def counter_offer(
     policy: Policy,
 ) -> Assessment:
     """The assessment again with the debtor's own monthly figure as their limit."""
-    return assess(
-        account,
-        Circumstances(
-            monthly_income=circumstances.monthly_income,
-            monthly_expenses=circumstances.monthly_expenses,
-            other_repayments=circumstances.other_repayments,
-            hardship_reason=circumstances.hardship_reason,
-            hardship_months=circumstances.hardship_months,
-            proposed_monthly=monthly,
-            available_funds=circumstances.available_funds,
-        ),
-        today,
-        policy,
-    )
+    return assess(account, replace(circumstances, proposed_monthly=monthly), today, policy)
