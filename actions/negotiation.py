@@ -35,6 +35,7 @@ from bot.circumstances import (
     FIELDS,
     HARDSHIP_DETAIL,
     HARDSHIP_REASON,
+    MAX_AMOUNT,
     PROPOSED_MONTHLY,
     UNKNOWN,
     circumstances,
@@ -66,6 +67,8 @@ PROMISE_DATE = "promise_date"
 PROMISE_AMOUNT = "promise_amount"
 #: Intents that interrupt the form (answered by rules) rather than answer its question.
 INTERRUPTIONS = {"faq", "bot_challenge", "request_human", "express_distress"}
+#: Interruptions that win even over figures in the same message.
+ALWAYS_INTERRUPT = {"request_human", "express_distress"}
 #: Words that pick a plan by kind ("分期那个"), most specific first.
 PLAN_WORDS = (
     ("lump_sum_settlement", ("一次性", "结清", "打折")),
@@ -265,6 +268,17 @@ class ValidateCircumstancesForm(FormValidationAction):
             if hardship:
                 found[HARDSHIP_REASON], found[HARDSHIP_DETAIL] = hardship
         intent = (tracker.latest_message.get("intent") or {}).get("name")
+        if intent in ALWAYS_INTERRUPT or (
+            intent in INTERRUPTIONS
+            and not found.keys()
+            - {
+                HARDSHIP_REASON,
+                HARDSHIP_DETAIL,
+            }
+        ):
+            # Distress or a request for a person is never read as an answer; a
+            # question is answered unless it also carried a figure.
+            return []
         if not found:
             if starting or intent in INTERRUPTIONS or not asked:
                 return []
@@ -403,6 +417,30 @@ def _recomputed(tracker: Tracker, account: AccountPosition, shown: Offer) -> Off
     return None
 
 
+#: Actions after which the last thing the debtor saw was the terms and their question.
+SHOWS_TERMS = {
+    "action_choose_plan",
+    "action_check_promise",
+    "action_verify_identity",
+    "action_start_verification",
+    "action_confirm_agreement",
+}
+
+
+def answers_the_terms(tracker: Tracker) -> bool:
+    """Whether the latest message answers the terms, i.e. came right after them."""
+    seen_user = False
+    for event in reversed(tracker.events):
+        kind = event.get("event")
+        if kind == "user":
+            if seen_user:
+                return False
+            seen_user = True
+        elif kind == "action" and seen_user and event.get("name") != "action_listen":
+            return event.get("name") in SHOWS_TERMS
+    return False
+
+
 class ActionConfirmAgreement(Action):
     """Record the agreement the debtor explicitly confirmed, exactly as shown."""
 
@@ -420,6 +458,10 @@ class ActionConfirmAgreement(Action):
         debtor_id, summary = context[0], context[1]
         account = position(summary)
         shown = Offer.from_dict(selected["offer"])
+        if not answers_the_terms(tracker):
+            # A "好" to something else (a question, a hotline, a person) is not a yes
+            # to the terms: they are shown again and must be confirmed as such.
+            return show_terms(dispatcher, shown, account)
         current = _recomputed(tracker, account, shown)
         if current is None or current.to_dict() != shown.to_dict():
             dispatcher.utter_message(response="utter_terms_changed")
@@ -462,12 +504,18 @@ class ActionDeclineTerms(Action):
     async def run(
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> list[EventType]:
-        dispatcher.utter_message(response="utter_terms_declined")
         offers = tracker.get_slot(OFFERS) or []
         if offers:
+            dispatcher.utter_message(response="utter_terms_declined")
             dispatcher.utter_message(response=_offer_buttons(len(offers)))
             return [SlotSet(SELECTED, None), SlotSet(STAGE, "offered")]
-        return [SlotSet(SELECTED, None), SlotSet(STAGE, None)]
+        dispatcher.utter_message(response="utter_promise_declined")
+        return [
+            SlotSet(SELECTED, None),
+            SlotSet(STAGE, None),
+            SlotSet(PROMISE_DATE, None),
+            SlotSet(PROMISE_AMOUNT, None),
+        ]
 
 
 class ActionReviseOffers(Action):
@@ -573,12 +621,16 @@ async def start_promise(
 
 
 def _promise_amount(value: Any) -> Decimal | None:
-    if value is None:
+    """The promised amount as money, or None (the whole overdue total) if unusable."""
+    if value is None or isinstance(value, (bool, float)):
         return None
     try:
-        return Decimal(str(value))
+        amount = Decimal(str(value))
     except (InvalidOperation, ValueError):
         return None
+    if not amount.is_finite() or not Decimal(0) < amount < MAX_AMOUNT:
+        return None
+    return amount
 
 
 class ActionCheckPromise(Action):

@@ -98,6 +98,7 @@ _NO_OTHER_DEBTS = re.compile(r"(没有|没|无)(别的|其他|其它)?(的)?(贷
 _NEGATIVE = re.compile(
     r"^(没有|没|无|不知道|不清楚|不确定|说不准|说不好|不好说|不一定|跳过|不用|算了|没了|都没有|暂时没有|一分都没有)"
 )
+_NONE = re.compile(r"^(没有|没了|没|无|都没有|暂时没有|一分都没有|一笔都没有|不欠|零)")
 _UNKNOWN_DURATION = re.compile(r"不知道|不清楚|不确定|说不准|说不好|不好说|不一定|看情况|没准")
 _LONG_TERM = re.compile(r"长期|一直|很久|好几年|一辈子|永久")
 _FUTURE = re.compile(
@@ -232,9 +233,10 @@ def extract(
             found[HARDSHIP_MONTHS] = UNKNOWN
         elif _UNKNOWN_DURATION.search(stripped):
             found[HARDSHIP_MONTHS] = UNKNOWN
-    if asked in (OTHER_REPAYMENTS, AVAILABLE_FUNDS) and asked not in found:
-        if _NEGATIVE.match(stripped):
-            found[asked] = "0.00"
+    if asked == OTHER_REPAYMENTS and asked not in found and _NONE.match(stripped):
+        found[asked] = "0.00"  # only a real "no": "不清楚" is asked again
+    if asked == AVAILABLE_FUNDS and asked not in found and _NEGATIVE.match(stripped):
+        found[asked] = "0.00"
     if asked == PROPOSED_MONTHLY and asked not in found and _NEGATIVE.match(stripped):
         found[asked] = UNKNOWN
     if (

@@ -231,7 +231,15 @@ async def test_no_automatic_plan_but_a_proposal(client, database_url, name, reas
 
 
 @pytest.mark.parametrize(
-    "name", ["counter_proposal", "change_of_mind", "faq_in_the_middle", "implausible_figures"]
+    "name",
+    [
+        "counter_proposal",
+        "change_of_mind",
+        "faq_in_the_middle",
+        "implausible_figures",
+        "liu_yang_promise_declined",
+        "question_at_the_terms",
+    ],
 )
 async def test_nothing_recorded_without_confirmation(client, database_url, name) -> None:
     await play(client, name)
@@ -253,6 +261,8 @@ def test_every_negotiation_conversation_is_played() -> None:
         "change_of_mind",
         "faq_in_the_middle",
         "implausible_figures",
+        "liu_yang_promise_declined",
+        "question_at_the_terms",
     }
     assert {path.stem for path in NEGOTIATIONS.glob("*.yml")} == played
 

@@ -86,12 +86,15 @@ def tracker(
     entities: list[dict[str, Any]] | None = None,
     intent: str = "inform",
     active_loop: str | None = "circumstances_form",
+    previous_action: str | None = None,
 ) -> Tracker:
+    before = [ActionExecuted(previous_action)] if previous_action else []
     return Tracker(
         sender_id=SENDER,
         slots=slots or {},
         latest_message={"text": text, "intent": {"name": intent}, "entities": entities or []},
         events=[
+            *before,
             ActionExecuted("action_listen"),
             UserUttered(text, {"name": intent}, entities or []),
         ],
@@ -248,7 +251,15 @@ async def test_confirmation_records_once_with_the_whole_schedule(zhang_wei: int)
     for _ in range(2):  # a repeated confirmation of the same offer records it once
         dispatcher = CollectingDispatcher()
         events = await ActionConfirmAgreement().run(
-            dispatcher, tracker("确认", confirming, intent="affirm", active_loop=None), {}
+            dispatcher,
+            tracker(
+                "确认",
+                confirming,
+                intent="affirm",
+                active_loop=None,
+                previous_action="action_choose_plan",
+            ),
+            {},
         )
         assert responses(dispatcher) == ["utter_agreement_recorded", "utter_collections_paused"]
         assert SlotSet("negotiation_stage", "agreed") in events
@@ -268,7 +279,13 @@ async def test_terms_that_no_longer_hold_are_shown_again_not_recorded(zhang_wei:
     dispatcher = CollectingDispatcher()
     await ActionConfirmAgreement().run(
         dispatcher,
-        tracker("确认", {**slots, "selected_offer": tampered}, intent="affirm", active_loop=None),
+        tracker(
+            "确认",
+            {**slots, "selected_offer": tampered},
+            intent="affirm",
+            active_loop=None,
+            previous_action="action_choose_plan",
+        ),
         {},
     )
     assert responses(dispatcher)[0] == "utter_terms_changed"
@@ -379,3 +396,39 @@ async def test_a_counter_proposal_is_answered_honestly(
     offers = next(e["value"] for e in events if e["name"] == "offers")
     assert [o["months"] for o in offers if o["plan"] == "personalized_installment"] == [months]
     assert events[-1] == SlotSet("negotiation_stage", "offered")
+
+
+async def test_a_yes_to_something_else_is_not_a_yes_to_the_terms(zhang_wei: int) -> None:
+    """Terms shown, then a question answered: "好的" shows the terms again, records nothing."""
+    slots, selected = await _terms(zhang_wei)
+    confirming = {**slots, "selected_offer": selected, "negotiation_stage": "confirming"}
+    dispatcher = CollectingDispatcher()
+    events = await ActionConfirmAgreement().run(
+        dispatcher,
+        tracker("好的", confirming, intent="affirm", active_loop=None, previous_action="utter_faq"),
+        {},
+    )
+    assert responses(dispatcher)[-1] == "utter_confirm_terms"
+    assert SlotSet("negotiation_stage", "confirming") in events
+    assert _rows("agreements") == []
+
+
+async def test_distress_in_the_form_is_never_taken_as_an_answer(zhang_wei: int) -> None:
+    entities = [{"entity": "amount", "value": 2000, "start": 4, "end": 6}]
+    for intent, text in (
+        ("express_distress", "我一个月才两千，真的不想活了"),
+        ("request_human", "转人工"),
+        ("faq", "为什么要问这些"),
+    ):
+        dispatcher = CollectingDispatcher()
+        events = await ValidateCircumstancesForm().run(
+            dispatcher,
+            tracker(
+                text,
+                {"requested_slot": "hardship_reason"},
+                entities if intent == "express_distress" else [],
+                intent,
+            ),
+            DOMAIN,
+        )
+        assert events == [] and dispatcher.messages == [], intent

@@ -61,6 +61,7 @@ def entities(parser: QuantityParser, text: str) -> list[dict[str, Any]]:
         ("工资从九千降到五千", None, {INCOME: "5000.00"}),
         ("没有", OTHER_REPAYMENTS, {OTHER_REPAYMENTS: "0.00"}),
         ("没有", AVAILABLE_FUNDS, {AVAILABLE_FUNDS: "0.00"}),
+        ("不清楚，有几笔网贷", OTHER_REPAYMENTS, {}),
         ("不确定", PROPOSED_MONTHLY, {PROPOSED_MONTHLY: UNKNOWN}),
         ("说不准", HARDSHIP_MONTHS, {HARDSHIP_MONTHS: UNKNOWN}),
         ("一年", HARDSHIP_MONTHS, {HARDSHIP_MONTHS: "12"}),

@@ -106,7 +106,7 @@ def test_the_bundled_policy_loads_with_its_figures() -> None:
         D("1.00"),
     )
     settlement = policy.lump_sum_settlement
-    assert settlement.products == ("credit_card", "consumer_loan")
+    assert settlement.products == ("credit_card",)
     assert (
         settlement.min_days_past_due,
         settlement.interest_waiver_share,
