@@ -340,7 +340,11 @@ def _loan_extension(ctx: _Context) -> _Outcome:
     total = account.overdue_total
     deferral = max(1, min(hardship, rule.max_deferral_months))
     first_due = add_months(ctx.first_due, deferral)
-    needed = cents_up(total / rule.max_repayment_months) + regular
+    # The pause counts towards the term: the whole plan stays within the authority.
+    longest = min(rule.max_repayment_months, ctx.policy.authority.max_term_months - deferral)
+    if longest < 1:
+        return None, Ineligible(plan, "term_too_long", {"months": str(deferral)})
+    needed = cents_up(total / longest) + regular
     if room <= ZERO or needed > ctx.monthly:
         return None, Ineligible(plan, "unaffordable", {"monthly": str(needed)})
     months = shortest_term(total, room)

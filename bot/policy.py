@@ -107,6 +107,12 @@ class LoanExtension(_PlanSection):
     max_deferral_months: conint(ge=1, le=24)  # type: ignore[valid-type]
     max_repayment_months: Months  # type: ignore[valid-type]
 
+    @root_validator(skip_on_failure=True)
+    def _within_five_years(cls, values: dict[str, Any]) -> dict[str, Any]:  # noqa: N805
+        if values["max_deferral_months"] + values["max_repayment_months"] > LEGAL_MAX_MONTHS:
+            raise ValueError("max_deferral_months + max_repayment_months exceeds 60 months")
+        return values
+
 
 class FeeWaiver(_PlanSection):
     share: Share  # type: ignore[valid-type]
@@ -148,7 +154,8 @@ class Policy(_Section):
     promise_to_pay: PromiseToPay
     authority: Authority
     ranking: tuple[str, ...]
-    max_offers: conint(ge=1, le=5)  # type: ignore[valid-type]
+    #: domain.yml has choice buttons for one to three offers.
+    max_offers: conint(ge=1, le=3)  # type: ignore[valid-type]
 
     @validator("ranking")
     def _every_plan_once(cls, value: tuple[str, ...]) -> tuple[str, ...]:  # noqa: N805

@@ -237,6 +237,8 @@ def check_assessment(
     for offer in assessment.offers:
         check_schedule(offer)
         assert offer.months <= max_months(offer.plan, policy)
+        # A pause counts towards the term: the whole plan stays within the authority.
+        assert offer.deferral_months + offer.months <= policy.authority.max_term_months
         assert (offer.account_id, offer.currency) == (account.account_id, account.currency)
         assert offer.first_due > today
         if offer.one_off:

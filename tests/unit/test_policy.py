@@ -346,7 +346,7 @@ def test_several_bad_values_are_all_reported(tmp_path: Path) -> None:
     assert expect_error(path).splitlines() == [
         f"{path}: invalid negotiation policy",
         "  affordability.ratio: ensure this value is less than or equal to 1",
-        "  max_offers: ensure this value is less than or equal to 5",
+        "  max_offers: ensure this value is less than or equal to 3",
     ]
 
 
@@ -672,3 +672,34 @@ def test_an_installment_on_a_loan_leaves_room_for_the_regular_installment(tmp_pa
     assert offer.concurrent_monthly == Decimal("700.00")
     assert offer.monthly_amount + offer.concurrent_monthly <= Decimal("1050.00")
     assert (offer.months, offer.monthly_amount) == (19, Decimal("346.95"))
+
+
+def test_a_loan_extension_may_not_run_past_five_years(tmp_path: Path) -> None:
+    data = bundled()
+    data["loan_extension"].update(max_deferral_months=24, max_repayment_months=60)
+    message = expect_error(write(tmp_path / "negotiation.yml", data))
+    assert "max_deferral_months + max_repayment_months exceeds 60 months" in message
+
+
+def test_the_authority_limits_a_loan_extension_with_its_pause(tmp_path: Path) -> None:
+    """With a 3-month authority a 2-month pause leaves one month to repay in."""
+    data = bundled()
+    data["authority"]["max_term_months"] = 3
+    data["personalized_installment"]["min_months"] = 3
+    policy = load_policy(write(tmp_path / "negotiation.yml", data))
+    loan = AccountPosition(
+        2,
+        "consumer_loan",
+        Decimal("600.00"),
+        Decimal("0.00"),
+        Decimal("0.00"),
+        40,
+        installment_amount=Decimal("100.00"),
+    )
+    situation = Circumstances(Decimal("5000.00"), Decimal("1000.00"), hardship_months=2)
+    (offer,) = [
+        o
+        for o in assess(loan, situation, date(2026, 11, 28), policy).offers
+        if o.plan == "loan_extension"
+    ]
+    assert (offer.deferral_months, offer.months) == (2, 1)
