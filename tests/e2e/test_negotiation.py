@@ -53,45 +53,36 @@ class Stored:
 def stored(database_url: str, conversation_id: str) -> Stored:
     """Everything the conversation left in the application database."""
     engine = sa.create_engine(sync_url(database_url), future=True)
+    by_conversation = {"c": conversation_id}
+
+    def rows(query: str, values: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+        return [dict(row._mapping) for row in connection.execute(sa.text(query), values or {})]
+
     try:
         with engine.connect() as connection:
-            agreements = [
-                dict(row._mapping)
-                for row in connection.execute(
-                    sa.text("SELECT * FROM agreements WHERE conversation_id = :c ORDER BY id"),
-                    {"c": conversation_id},
-                )
-            ]
-            installments = [
-                dict(row._mapping)
-                for row in connection.execute(
-                    sa.text(
-                        "SELECT i.* FROM agreement_installments i JOIN agreements a"
-                        " ON a.id = i.agreement_id WHERE a.conversation_id = :c"
-                        " ORDER BY i.agreement_id, i.number"
-                    ),
-                    {"c": conversation_id},
-                )
-            ]
-            proposals = [
-                dict(row._mapping)
-                for row in connection.execute(
-                    sa.text(
-                        "SELECT * FROM negotiation_proposals WHERE conversation_id = :c ORDER BY id"
-                    ),
-                    {"c": conversation_id},
-                )
-            ]
+            agreements = rows(
+                "SELECT * FROM agreements WHERE conversation_id = :c ORDER BY id", by_conversation
+            )
+            installments = rows(
+                "SELECT i.* FROM agreement_installments i JOIN agreements a"
+                " ON a.id = i.agreement_id WHERE a.conversation_id = :c"
+                " ORDER BY i.agreement_id, i.number",
+                by_conversation,
+            )
+            proposals = rows(
+                "SELECT * FROM negotiation_proposals WHERE conversation_id = :c ORDER BY id",
+                by_conversation,
+            )
             audit = [
-                row.action
-                for row in connection.execute(
-                    sa.text("SELECT action FROM audit_log WHERE conversation_id = :c ORDER BY id"),
-                    {"c": conversation_id},
+                row["action"]
+                for row in rows(
+                    "SELECT action FROM audit_log WHERE conversation_id = :c ORDER BY id",
+                    by_conversation,
                 )
             ]
             holds = {
-                row.id: bool(row.collections_hold)
-                for row in connection.execute(sa.text("SELECT id, collections_hold FROM accounts"))
+                row["id"]: bool(row["collections_hold"])
+                for row in rows("SELECT id, collections_hold FROM accounts")
             }
     finally:
         engine.dispose()
