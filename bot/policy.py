@@ -12,7 +12,9 @@ from __future__ import annotations
 import argparse
 import functools
 import os
+import re
 import sys
+from datetime import time
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -24,6 +26,7 @@ from pydantic import (
     ValidationError,
     condecimal,
     conint,
+    constr,
     root_validator,
     validator,
 )
@@ -40,6 +43,17 @@ PLANS = (
     "promise_to_pay",
 )
 PRODUCTS = ("credit_card", "consumer_loan", "mortgage", "car_loan")
+#: Why a conversation goes to a person (as in `bot.db.models.HANDOFF_REASONS`).
+HANDOFF_REASONS = (
+    "distress",
+    "request_human",
+    "repeated_fallback",
+    "dispute",
+    "complaint",
+    "beyond_authority",
+    "offers_declined",
+    "verification_failed",
+)
 
 Share = condecimal(ge=Decimal(0), le=Decimal(1))
 Money = condecimal(ge=Decimal(0), max_digits=14, decimal_places=2)
@@ -140,6 +154,68 @@ class Authority(_Section):
     max_broken_plans: conint(ge=0)  # type: ignore[valid-type]
 
 
+class StaffHours(_Section):
+    """When negotiators answer, in Beijing time; outside these a case waits in the queue."""
+
+    #: ISO weekdays, 1 = Monday.
+    weekdays: tuple[conint(ge=1, le=7), ...]  # type: ignore[valid-type]
+    opens: time
+    closes: time
+
+    @root_validator(skip_on_failure=True)
+    def _opens_before_closing(cls, values: dict[str, Any]) -> dict[str, Any]:  # noqa: N805
+        if not values["weekdays"]:
+            raise ValueError("weekdays: list at least one day")
+        if values["opens"] >= values["closes"]:
+            raise ValueError("opens must be before closes")
+        return values
+
+
+class CollectionsReferralRule(_Section):
+    """Accounts referred to collections when the debtor declines a negotiator."""
+
+    min_days_past_due: conint(ge=0)  # type: ignore[valid-type]
+    min_broken_plans: conint(ge=0)  # type: ignore[valid-type]
+
+
+class Escalation(_Section):
+    """When a conversation goes to a person or to collections, and how urgently."""
+
+    crisis_hotline: constr(regex=r"^[0-9-]{3,20}$")  # type: ignore[valid-type]
+    regulator_hotline: constr(regex=r"^[0-9-]{3,20}$")  # type: ignore[valid-type]
+    #: Lower is served first; distress must come first.
+    priorities: dict[str, conint(ge=1, le=9)]  # type: ignore[valid-type]
+    fallbacks_in_a_row: conint(ge=1, le=10)  # type: ignore[valid-type]
+    #: Refusals after the options were explained once, before the referral.
+    refusals_before_referral: conint(ge=1, le=5)  # type: ignore[valid-type]
+    refer_when_negotiator_declined: CollectionsReferralRule
+    staff_hours: StaffHours
+    #: Complaint category -> words that mark it; the first match wins, else `other`.
+    complaint_categories: dict[str, tuple[constr(min_length=1), ...]]  # type: ignore[valid-type]
+
+    @validator("priorities")
+    def _every_reason_once(cls, value: dict[str, int]) -> dict[str, int]:  # noqa: N805
+        missing = sorted(set(HANDOFF_REASONS) - set(value))
+        unknown = sorted(set(value) - set(HANDOFF_REASONS))
+        if missing or unknown:
+            raise ValueError(f"give a priority to exactly {', '.join(HANDOFF_REASONS)}")
+        if value["distress"] != min(value.values()):
+            raise ValueError("distress must have the highest priority (the lowest number)")
+        return value
+
+    @validator("complaint_categories")
+    def _known_categories(
+        cls,
+        value: dict[str, tuple[str, ...]],  # noqa: N805
+    ) -> dict[str, tuple[str, ...]]:
+        if "other" in value:
+            raise ValueError("'other' is implied: do not list words for it")
+        for name in value:
+            if not re.fullmatch(r"[a-z][a-z_]{1,31}", name):
+                raise ValueError(f"category {name!r}: use lower-case letters and _")
+        return value
+
+
 class Policy(_Section):
     """The whole negotiation policy; see `bot/policies/negotiation.yml` for each setting."""
 
@@ -156,6 +232,7 @@ class Policy(_Section):
     ranking: tuple[str, ...]
     #: domain.yml has choice buttons for one to three offers.
     max_offers: conint(ge=1, le=3)  # type: ignore[valid-type]
+    escalation: Escalation
 
     @validator("ranking")
     def _every_plan_once(cls, value: tuple[str, ...]) -> tuple[str, ...]:  # noqa: N805

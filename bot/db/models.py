@@ -345,3 +345,145 @@ class NegotiationProposal(Base):
         sa.String(20), nullable=False, default="pending", server_default="pending"
     )
     created_at: datetime = sa.Column(UTCDateTime, nullable=False, default=utcnow, index=True)
+
+
+#: Why a conversation went to a person, as stored in `handoff_cases.reason`.
+HANDOFF_REASONS = (
+    "distress",
+    "request_human",
+    "repeated_fallback",
+    "dispute",
+    "complaint",
+    "beyond_authority",
+    "offers_declined",
+    "verification_failed",
+)
+#: How staff closed a case, as stored in `handoff_cases.outcome`.
+HANDOFF_OUTCOMES = (
+    "plan_agreed",
+    "promise_to_pay",
+    "referred_to_collections",
+    "dispute_logged",
+    "no_contact",
+    "other",
+)
+HANDOFF_STATUSES = ("waiting", "claimed", "closed")
+STAFF_ROLES = ("negotiator", "supervisor")
+#: Why a debtor's account went to the collections department.
+REFERRAL_REASONS = ("refused_payment", "declined_negotiator")
+
+
+def _in(column: str, values: tuple[str, ...]) -> str:
+    return f"{column} IN ({', '.join(repr(v) for v in values)})"
+
+
+class StaffMember(Base):
+    """A negotiator or supervisor who signs in to the console."""
+
+    __tablename__ = "staff_members"
+    __table_args__ = (sa.CheckConstraint(_in("role", STAFF_ROLES), name="role"),)
+
+    id: int = sa.Column(sa.Integer, primary_key=True)
+    username: str = sa.Column(sa.String(64), nullable=False, unique=True)
+    display_name: str = sa.Column(sa.String(100), nullable=False)
+    #: An argon2id hash (PHC string); never the password.
+    password_hash: str = sa.Column(sa.String(255), nullable=False)
+    role: str = sa.Column(sa.String(20), nullable=False)
+    active: bool = sa.Column(sa.Boolean, nullable=False, default=True, server_default=sa.true())
+    created_at: datetime = sa.Column(UTCDateTime, nullable=False, default=utcnow)
+
+
+class SignInFailure(Base):
+    """A failed console sign-in, counted per user name and per address to rate-limit."""
+
+    __tablename__ = "staff_sign_in_failures"
+
+    id: int = sa.Column(sa.Integer, primary_key=True)
+    #: `user:<name>` or `addr:<remote address>`.
+    key: str = sa.Column(sa.String(300), nullable=False, index=True)
+    created_at: datetime = sa.Column(UTCDateTime, nullable=False, default=utcnow, index=True)
+
+
+class HandoffCase(Base):
+    """A conversation handed to a human negotiator, from waiting to closed."""
+
+    __tablename__ = "handoff_cases"
+    __table_args__ = (
+        sa.CheckConstraint(_in("reason", HANDOFF_REASONS), name="reason"),
+        sa.CheckConstraint(_in("status", HANDOFF_STATUSES), name="status"),
+        sa.CheckConstraint(
+            f"outcome IS NULL OR {_in('outcome', HANDOFF_OUTCOMES)}", name="outcome"
+        ),
+        sa.CheckConstraint("priority >= 1 AND priority <= 9", name="priority"),
+        # At most one open case per conversation, on every database.
+        sa.Index(
+            "uq_handoff_cases_open_conversation",
+            "conversation_id",
+            unique=True,
+            sqlite_where=sa.text("status != 'closed'"),
+            postgresql_where=sa.text("status != 'closed'"),
+        ),
+        sa.Index("ix_handoff_cases_queue", "status", "priority", "created_at"),
+    )
+
+    id: int = sa.Column(sa.Integer, primary_key=True)
+    #: What the debtor and staff quote, e.g. `RG20261129-4F7A2C`.
+    reference: str = sa.Column(sa.String(32), nullable=False, unique=True)
+    conversation_id: str = sa.Column(sa.String(255), nullable=False, index=True)
+    #: The Rasa input channel the debtor writes on (`rest`, `socketio`, `wechat`).
+    channel: str = sa.Column(sa.String(64), nullable=False)
+    debtor_id: int | None = sa.Column(
+        sa.Integer, sa.ForeignKey("debtors.id", ondelete="RESTRICT"), nullable=True, index=True
+    )
+    account_id: int | None = sa.Column(
+        sa.Integer, sa.ForeignKey("accounts.id", ondelete="RESTRICT"), nullable=True
+    )
+    reason: str = sa.Column(sa.String(32), nullable=False)
+    #: For a complaint: what it is about (`collection_conduct`, `fees`, ...).
+    category: str | None = sa.Column(sa.String(32), nullable=True)
+    #: 1 is served first (distress).
+    priority: int = sa.Column(sa.Integer, nullable=False)
+    #: JSON text: account figures, circumstances, offers and answers, the proposal.
+    summary: str = sa.Column(sa.Text, nullable=False)
+    status: str = sa.Column(
+        sa.String(20), nullable=False, default="waiting", server_default="waiting"
+    )
+    staff_id: int | None = sa.Column(
+        sa.Integer, sa.ForeignKey("staff_members.id", ondelete="RESTRICT"), nullable=True
+    )
+    outcome: str | None = sa.Column(sa.String(32), nullable=True)
+    note: str | None = sa.Column(sa.Text, nullable=True)
+    created_at: datetime = sa.Column(UTCDateTime, nullable=False, default=utcnow)
+    claimed_at: datetime | None = sa.Column(UTCDateTime, nullable=True)
+    closed_at: datetime | None = sa.Column(UTCDateTime, nullable=True)
+
+
+class CollectionsReferral(Base):
+    """A verified debtor's account referred to the collections department."""
+
+    __tablename__ = "collections_referrals"
+    __table_args__ = (
+        sa.CheckConstraint(_in("reason", REFERRAL_REASONS), name="reason"),
+        sa.CheckConstraint("status IN ('queued', 'acknowledged')", name="status"),
+    )
+
+    id: int = sa.Column(sa.Integer, primary_key=True)
+    reference: str = sa.Column(sa.String(32), nullable=False, unique=True)
+    conversation_id: str = sa.Column(sa.String(255), nullable=False, index=True)
+    channel: str = sa.Column(sa.String(64), nullable=False)
+    debtor_id: int = sa.Column(
+        sa.Integer, sa.ForeignKey("debtors.id", ondelete="RESTRICT"), nullable=False, index=True
+    )
+    account_id: int | None = sa.Column(
+        sa.Integer, sa.ForeignKey("accounts.id", ondelete="RESTRICT"), nullable=True
+    )
+    reason: str = sa.Column(sa.String(32), nullable=False)
+    summary: str = sa.Column(sa.Text, nullable=False)
+    status: str = sa.Column(
+        sa.String(20), nullable=False, default="queued", server_default="queued"
+    )
+    created_at: datetime = sa.Column(UTCDateTime, nullable=False, default=utcnow, index=True)
+    acknowledged_at: datetime | None = sa.Column(UTCDateTime, nullable=True)
+    staff_id: int | None = sa.Column(
+        sa.Integer, sa.ForeignKey("staff_members.id", ondelete="RESTRICT"), nullable=True
+    )

@@ -46,6 +46,10 @@ TABLES = {
     "agreements",
     "agreement_installments",
     "negotiation_proposals",
+    "staff_members",
+    "staff_sign_in_failures",
+    "handoff_cases",
+    "collections_referrals",
 }
 
 
@@ -129,7 +133,7 @@ async def test_migration_creates_the_tables_at_head(db: Database) -> None:
         tables = await connection.run_sync(lambda sync: set(sa.inspect(sync).get_table_names()))
         version = await connection.execute(sa.text("SELECT version_num FROM alembic_version"))
     assert tables == TABLES | {"alembic_version"}
-    assert version.scalar_one() == "0002"
+    assert version.scalar_one() == "0003"
 
 
 async def test_models_match_the_migration(db: Database) -> None:

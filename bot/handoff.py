@@ -1,0 +1,562 @@
+"""Handoff cases for human negotiators and referrals to the collections department.
+
+Plain functions over the database, free of Rasa: the action server opens cases and
+referrals, the staff console claims, answers and closes them. Every change is
+audited in the same transaction as the change itself.
+
+A case moves `waiting` -> `claimed` (by one staff member) -> `closed` (with an
+outcome). A conversation has at most one open case: opening another one for it
+returns the open one, raised to the more urgent priority.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from decimal import Decimal
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import sqlalchemy as sa
+from sqlalchemy.exc import IntegrityError
+
+from bot import audit
+from bot.db.engine import Database
+from bot.db.models import (
+    HANDOFF_OUTCOMES,
+    Account,
+    Agreement,
+    CollectionsReferral,
+    HandoffCase,
+    StaffMember,
+    utcnow,
+)
+from bot.policy import Escalation, StaffHours
+
+BEIJING = ZoneInfo("Asia/Shanghai")
+CASE_PREFIX = "RG"
+REFERRAL_PREFIX = "CS"
+
+
+class CaseError(Exception):
+    """A case cannot be changed that way (wrong state, not the holder, unknown)."""
+
+
+@dataclass(frozen=True)
+class CaseView:
+    """A handoff case as staff see it."""
+
+    id: int
+    reference: str
+    conversation_id: str
+    channel: str
+    debtor_id: int | None
+    account_id: int | None
+    reason: str
+    category: str | None
+    priority: int
+    summary: Mapping[str, Any]
+    status: str
+    staff_id: int | None
+    staff_name: str | None
+    outcome: str | None
+    note: str | None
+    created_at: datetime
+    claimed_at: datetime | None
+    closed_at: datetime | None
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready: times as ISO 8601."""
+        data = {name: getattr(self, name) for name in self.__dataclass_fields__}
+        data["summary"] = dict(self.summary)
+        for name in ("created_at", "claimed_at", "closed_at"):
+            value = data[name]
+            data[name] = None if value is None else value.isoformat()
+        return data
+
+
+@dataclass(frozen=True)
+class OpenedCase:
+    """What opening a case did: the case, and whether it is new."""
+
+    id: int
+    reference: str
+    priority: int
+    created: bool
+
+
+@dataclass(frozen=True)
+class ReferralView:
+    """A collections referral as supervisors see it."""
+
+    id: int
+    reference: str
+    conversation_id: str
+    channel: str
+    debtor_id: int
+    account_id: int | None
+    reason: str
+    summary: Mapping[str, Any]
+    status: str
+    created_at: datetime
+    acknowledged_at: datetime | None
+
+    def to_dict(self) -> dict[str, Any]:
+        data = {name: getattr(self, name) for name in self.__dataclass_fields__}
+        data["summary"] = dict(self.summary)
+        data["created_at"] = self.created_at.isoformat()
+        data["acknowledged_at"] = (
+            None if self.acknowledged_at is None else self.acknowledged_at.isoformat()
+        )
+        return data
+
+
+def _json_default(value: object) -> str:
+    if isinstance(value, Decimal):
+        return str(value)
+    if isinstance(value, (datetime, date)):
+        return value.isoformat()
+    raise TypeError(f"not JSON serialisable in a case summary: {type(value).__name__}")
+
+
+def _dumps(data: Mapping[str, Any]) -> str:
+    return json.dumps(data, ensure_ascii=False, sort_keys=True, default=_json_default)
+
+
+def _reference(prefix: str) -> str:
+    return f"{prefix}{datetime.now(BEIJING):%Y%m%d}-{secrets.token_hex(3).upper()}"
+
+
+def _view(case: HandoffCase, staff_name: str | None) -> CaseView:
+    return CaseView(
+        id=case.id,
+        reference=case.reference,
+        conversation_id=case.conversation_id,
+        channel=case.channel,
+        debtor_id=case.debtor_id,
+        account_id=case.account_id,
+        reason=case.reason,
+        category=case.category,
+        priority=case.priority,
+        summary=json.loads(case.summary),
+        status=case.status,
+        staff_id=case.staff_id,
+        staff_name=staff_name,
+        outcome=case.outcome,
+        note=case.note,
+        created_at=case.created_at,
+        claimed_at=case.claimed_at,
+        closed_at=case.closed_at,
+    )
+
+
+def _referral_view(referral: CollectionsReferral) -> ReferralView:
+    return ReferralView(
+        id=referral.id,
+        reference=referral.reference,
+        conversation_id=referral.conversation_id,
+        channel=referral.channel,
+        debtor_id=referral.debtor_id,
+        account_id=referral.account_id,
+        reason=referral.reason,
+        summary=json.loads(referral.summary),
+        status=referral.status,
+        created_at=referral.created_at,
+        acknowledged_at=referral.acknowledged_at,
+    )
+
+
+# --- opening ---------------------------------------------------------------------------
+
+
+async def open_case(
+    db: Database,
+    *,
+    conversation_id: str,
+    channel: str,
+    reason: str,
+    summary: Mapping[str, Any],
+    escalation: Escalation,
+    debtor_id: int | None = None,
+    account_id: int | None = None,
+    category: str | None = None,
+) -> OpenedCase:
+    """Put the conversation in the negotiators' queue, or return its open case.
+
+    A dispute puts collection of the disputed account on hold in the same
+    transaction, until staff resolve it (see `close_case`).
+    """
+    priority = escalation.priorities[reason]
+    for _ in range(2):
+        try:
+            return await _open_case(
+                db,
+                conversation_id=conversation_id,
+                channel=channel,
+                reason=reason,
+                summary=summary,
+                priority=priority,
+                debtor_id=debtor_id,
+                account_id=account_id,
+                category=category,
+            )
+        except IntegrityError:
+            # Another process opened a case for this conversation at the same
+            # moment: the second pass finds it.
+            continue
+    raise CaseError(f"could not open a case for conversation {conversation_id!r}")
+
+
+async def _open_case(
+    db: Database,
+    *,
+    conversation_id: str,
+    channel: str,
+    reason: str,
+    summary: Mapping[str, Any],
+    priority: int,
+    debtor_id: int | None,
+    account_id: int | None,
+    category: str | None,
+) -> OpenedCase:
+    async with db.session() as session:
+        existing = (
+            await session.execute(
+                sa.select(HandoffCase).where(
+                    HandoffCase.conversation_id == conversation_id,
+                    HandoffCase.status != "closed",
+                )
+            )
+        ).scalar_one_or_none()
+        if reason == "dispute" and account_id is not None:
+            await session.execute(
+                sa.update(Account).where(Account.id == account_id).values(collections_hold=True)
+            )
+        if existing is not None:
+            # The newest summary is the fullest; a more urgent reason moves it up.
+            existing.summary = _dumps({**json.loads(existing.summary), **summary})
+            if priority < existing.priority:
+                existing.priority = priority
+                existing.reason = reason
+                existing.category = category
+            existing.debtor_id = existing.debtor_id or debtor_id
+            existing.account_id = existing.account_id or account_id
+            await audit.record(
+                session,
+                audit.BOT_ACTOR,
+                "handoff_updated",
+                conversation_id,
+                debtor_id,
+                {"reference": existing.reference, "reason": reason},
+            )
+            await session.commit()
+            return OpenedCase(existing.id, existing.reference, existing.priority, False)
+        case = HandoffCase(
+            reference=_reference(CASE_PREFIX),
+            conversation_id=conversation_id,
+            channel=channel,
+            debtor_id=debtor_id,
+            account_id=account_id,
+            reason=reason,
+            category=category,
+            priority=priority,
+            summary=_dumps(summary),
+        )
+        session.add(case)
+        await session.flush()
+        await audit.record(
+            session,
+            audit.BOT_ACTOR,
+            "handoff_opened",
+            conversation_id,
+            debtor_id,
+            {
+                "reference": case.reference,
+                "reason": reason,
+                "priority": priority,
+                "category": category,
+                "account_id": account_id,
+            },
+        )
+        await session.commit()
+        return OpenedCase(case.id, case.reference, priority, True)
+
+
+async def refer_to_collections(
+    db: Database,
+    *,
+    conversation_id: str,
+    channel: str,
+    debtor_id: int,
+    account_id: int | None,
+    reason: str,
+    summary: Mapping[str, Any],
+) -> str:
+    """Queue the debtor's account for the collections department; returns the reference.
+
+    A conversation is referred once: asking again returns the first reference.
+    """
+    async with db.session() as session:
+        existing = (
+            await session.execute(
+                sa.select(CollectionsReferral.reference).where(
+                    CollectionsReferral.conversation_id == conversation_id
+                )
+            )
+        ).scalar_one_or_none()
+        if existing is not None:
+            return str(existing)
+        reference = _reference(REFERRAL_PREFIX)
+        session.add(
+            CollectionsReferral(
+                reference=reference,
+                conversation_id=conversation_id,
+                channel=channel,
+                debtor_id=debtor_id,
+                account_id=account_id,
+                reason=reason,
+                summary=_dumps(summary),
+            )
+        )
+        await audit.record(
+            session,
+            audit.BOT_ACTOR,
+            "collections_referral",
+            conversation_id,
+            debtor_id,
+            {"reference": reference, "reason": reason, "account_id": account_id},
+        )
+        await session.commit()
+        return reference
+
+
+# --- reading ---------------------------------------------------------------------------
+
+
+def _with_staff_name() -> sa.sql.Select:
+    return sa.select(HandoffCase, StaffMember.display_name).outerjoin(
+        StaffMember, StaffMember.id == HandoffCase.staff_id
+    )
+
+
+async def open_case_of(db: Database, conversation_id: str) -> CaseView | None:
+    """The conversation's case that is waiting or held by staff, if any."""
+    async with db.session() as session:
+        row = (
+            await session.execute(
+                _with_staff_name().where(
+                    HandoffCase.conversation_id == conversation_id,
+                    HandoffCase.status != "closed",
+                )
+            )
+        ).one_or_none()
+    return None if row is None else _view(row[0], row[1])
+
+
+async def queue(
+    db: Database, *, statuses: tuple[str, ...] = ("waiting", "claimed")
+) -> list[CaseView]:
+    """Cases in `statuses`, most urgent first, then oldest first."""
+    async with db.session() as session:
+        rows = (
+            await session.execute(
+                _with_staff_name()
+                .where(HandoffCase.__table__.c.status.in_(statuses))
+                .order_by(HandoffCase.priority, HandoffCase.created_at, HandoffCase.id)
+            )
+        ).all()
+    return [_view(case, name) for case, name in rows]
+
+
+async def get_case(db: Database, case_id: int) -> CaseView | None:
+    """One case by id, or None."""
+    async with db.session() as session:
+        row = (
+            await session.execute(_with_staff_name().where(HandoffCase.id == case_id))
+        ).one_or_none()
+    return None if row is None else _view(row[0], row[1])
+
+
+async def referrals(db: Database) -> list[ReferralView]:
+    """The collections referrals, queued ones first, then newest first."""
+    async with db.session() as session:
+        rows = (
+            (
+                await session.execute(
+                    sa.select(CollectionsReferral).order_by(
+                        sa.case((CollectionsReferral.status == "queued", 0), else_=1),
+                        CollectionsReferral.__table__.c.created_at.desc(),
+                    )
+                )
+            )
+            .scalars()
+            .all()
+        )
+    return [_referral_view(r) for r in rows]
+
+
+# --- staff actions ---------------------------------------------------------------------
+
+
+def _actor(staff: StaffMember) -> str:
+    return f"staff:{staff.username}"
+
+
+async def claim_case(db: Database, case_id: int, staff: StaffMember) -> CaseView:
+    """Give a waiting case to `staff`; `CaseError` if someone else got it first."""
+    async with db.session() as session:
+        result = await session.execute(
+            sa.update(HandoffCase)
+            .where(HandoffCase.id == case_id, HandoffCase.status == "waiting")
+            .values(status="claimed", staff_id=staff.id, claimed_at=utcnow())
+            .execution_options(synchronize_session=False)
+        )
+        if result.rowcount != 1:
+            await session.rollback()
+            raise CaseError("该案件已被他人认领或已结束")
+        case = await session.get(HandoffCase, case_id)
+        assert case is not None
+        await audit.record(
+            session,
+            _actor(staff),
+            "handoff_claimed",
+            case.conversation_id,
+            case.debtor_id,
+            {"reference": case.reference},
+        )
+        await session.commit()
+    view = await get_case(db, case_id)
+    assert view is not None
+    return view
+
+
+async def record_staff_reply(db: Database, case: CaseView, staff: StaffMember, text: str) -> None:
+    """Audit that `staff` answered the debtor (the text itself is in the transcript)."""
+    async with db.session() as session:
+        await audit.record(
+            session,
+            _actor(staff),
+            "handoff_reply",
+            case.conversation_id,
+            case.debtor_id,
+            {"reference": case.reference, "characters": len(text)},
+        )
+        await session.commit()
+
+
+async def close_case(
+    db: Database, case_id: int, staff: StaffMember, outcome: str, note: str
+) -> CaseView:
+    """Close a case held by `staff` (or any open case, for a supervisor).
+
+    Closing a dispute with any outcome but `dispute_logged` means staff resolved
+    it: the hold it put on the account is lifted, unless an active agreement
+    holds the account too.
+    """
+    if outcome not in HANDOFF_OUTCOMES:
+        raise CaseError(f"unknown outcome {outcome!r}")
+    async with db.session() as session:
+        case = await session.get(HandoffCase, case_id, with_for_update=True)
+        if case is None or case.status == "closed":
+            raise CaseError("该案件不存在或已结束")
+        if staff.role != "supervisor" and (case.status != "claimed" or case.staff_id != staff.id):
+            raise CaseError("只能结束自己认领的案件")
+        now = utcnow()
+        case.status = "closed"
+        case.outcome = outcome
+        case.note = note
+        case.closed_at = now
+        if case.staff_id is None:
+            case.staff_id = staff.id
+            case.claimed_at = now
+        lifted = False
+        if case.reason == "dispute" and outcome != "dispute_logged" and case.account_id:
+            agreed = (
+                await session.execute(
+                    sa.select(sa.func.count())
+                    .select_from(Agreement)
+                    .where(Agreement.account_id == case.account_id, Agreement.status == "active")
+                )
+            ).scalar_one()
+            if not agreed:
+                await session.execute(
+                    sa.update(Account)
+                    .where(Account.id == case.account_id)
+                    .values(collections_hold=False)
+                )
+                lifted = True
+        await audit.record(
+            session,
+            _actor(staff),
+            "handoff_closed",
+            case.conversation_id,
+            case.debtor_id,
+            {"reference": case.reference, "outcome": outcome, "hold_lifted": lifted},
+        )
+        await session.commit()
+    view = await get_case(db, case_id)
+    assert view is not None
+    return view
+
+
+async def acknowledge_referral(db: Database, referral_id: int, staff: StaffMember) -> None:
+    """Mark a queued referral as taken over by the collections department."""
+    async with db.session() as session:
+        result = await session.execute(
+            sa.update(CollectionsReferral)
+            .where(CollectionsReferral.id == referral_id, CollectionsReferral.status == "queued")
+            .values(status="acknowledged", acknowledged_at=utcnow(), staff_id=staff.id)
+            .execution_options(synchronize_session=False)
+        )
+        if result.rowcount != 1:
+            await session.rollback()
+            raise CaseError("该转交记录不存在或已处理")
+        referral = await session.get(CollectionsReferral, referral_id)
+        assert referral is not None
+        await audit.record(
+            session,
+            _actor(staff),
+            "collections_referral_acknowledged",
+            referral.conversation_id,
+            referral.debtor_id,
+            {"reference": referral.reference},
+        )
+        await session.commit()
+
+
+# --- staff hours -----------------------------------------------------------------------
+
+
+def next_staff_opening(now: datetime, hours: StaffHours) -> datetime | None:
+    """None while negotiators are at work; else when they next start, in Beijing time."""
+    local = now.astimezone(BEIJING)
+    if local.isoweekday() in hours.weekdays and hours.opens <= local.time() < hours.closes:
+        return None
+    day = local.date()
+    for offset in range(8):
+        candidate_day = day + timedelta(days=offset)
+        if candidate_day.isoweekday() not in hours.weekdays:
+            continue
+        opening = datetime.combine(candidate_day, hours.opens, tzinfo=BEIJING)
+        if opening > local:
+            return opening
+    raise ValueError("staff hours name no working day")  # the policy validator prevents it
+
+
+def complaint_category(text: str, escalation: Escalation) -> str:
+    """What a complaint is about, by the policy's words; `other` if none match."""
+    for category, words in escalation.complaint_categories.items():
+        if any(word in text for word in words):
+            return category
+    return "other"
+
+
+def should_refer_when_negotiator_declined(
+    days_past_due: int, broken_plans: int, escalation: Escalation
+) -> bool:
+    """Whether the policy sends this account to collections when a person is declined."""
+    rule = escalation.refer_when_negotiator_declined
+    return days_past_due >= rule.min_days_past_due and broken_plans >= rule.min_broken_plans
