@@ -22,6 +22,7 @@ import pytest
 import sqlalchemy as sa
 from psycopg2 import sql
 
+from bot.conduct import conduct_problems
 from bot.db.engine import sync_url
 from bot.stack import ROOT, Stack, StackConfig
 
@@ -104,6 +105,42 @@ def _fresh_verification_state(request: pytest.FixtureRequest) -> Iterator[None]:
         engine.dispose()
 
 
+def query(database_url: str, statement: str, **values: Any) -> list[dict[str, Any]]:
+    """Rows of one SQL query on the application database under test."""
+    engine = sa.create_engine(sync_url(database_url), future=True)
+    try:
+        with engine.connect() as connection:
+            return [dict(row._mapping) for row in connection.execute(sa.text(statement), values)]
+    finally:
+        engine.dispose()
+
+
+def execute(database_url: str, statement: str, **values: Any) -> None:
+    """Run one SQL statement on the application database under test and commit it."""
+    engine = sa.create_engine(sync_url(database_url), future=True)
+    try:
+        with engine.begin() as connection:
+            connection.execute(sa.text(statement), values)
+    finally:
+        engine.dispose()
+
+
+def handoff_cases(database_url: str, conversation_id: str) -> list[dict[str, Any]]:
+    """The conversation's handoff cases, oldest first."""
+    return query(
+        database_url,
+        "SELECT * FROM handoff_cases WHERE conversation_id = :c ORDER BY id",
+        c=conversation_id,
+    )
+
+
+def assert_conduct(replies: list[dict[str, Any]]) -> None:
+    """Every reply the tests see must keep to the rules of conduct."""
+    for reply in replies:
+        problems = conduct_problems(str(reply.get("text") or ""))
+        assert not problems, f"reply breaks the rules of conduct: {problems}: {reply}"
+
+
 class RestClient:
     """Talks to the REST channel as one debtor (one sender id)."""
 
@@ -118,7 +155,9 @@ class RestClient:
             self._url, json=payload, timeout=aiohttp.ClientTimeout(total=timeout)
         ) as response:
             assert response.status == 200, await response.text()
-            return await response.json()
+            replies: list[dict[str, Any]] = await response.json()
+        assert_conduct(replies)
+        return replies
 
 
 @pytest.fixture

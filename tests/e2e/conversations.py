@@ -10,7 +10,8 @@ A conversation file (`tests/conversations/*.yml`) looks like::
         not_contains: [坐牢]      # none may appear
 
 Each turn's replies are joined into one text; an empty list of replies fails
-the turn unless it says `no_reply: true`.
+the turn. A turn with `no_reply: true` passes only if the bot stays silent (a
+person holds the conversation).
 """
 
 from __future__ import annotations
@@ -22,21 +23,13 @@ from typing import Any
 
 import yaml
 
+from bot.conduct import conduct_problems
+
 CONVERSATIONS_DIR = Path(__file__).resolve().parent.parent / "conversations"
 
-#: Never acceptable in any reply of the assistant: errors, and threats. A reply
-#: may say that ordinary inability to pay does NOT lead to jail, so the patterns
-#: skip a preceding negation.
-FORBIDDEN_EVERYWHERE = [
-    "Traceback",
-    "Exception",
-    r"(?<![不没])会(坐牢|被抓|被逮捕|被拘留|判刑)",
-    "抓你",
-    "逮捕你",
-    "拘留你",
-    "后果自负",
-    "走着瞧",
-]
+#: Never acceptable in any reply of the assistant: errors. Threats, insults and
+#: the like are `bot.conduct`'s to find, in every reply of every test.
+FORBIDDEN_EVERYWHERE = ["Traceback", "Exception"]
 
 
 @dataclass
@@ -79,6 +72,8 @@ def check_turn(turn: Turn, replies: list[dict[str, Any]]) -> list[str]:
     """The problems with `replies` as an answer to `turn` (empty when it passes)."""
     text = reply_text(replies)
     problems = []
+    if turn.no_reply and replies:
+        problems.append("the bot replied although a person holds the conversation")
     if not replies and not turn.no_reply:
         problems.append("the bot did not reply")
     problems += [f"missing {s!r}" for s in turn.contains if s not in text]
@@ -86,6 +81,7 @@ def check_turn(turn: Turn, replies: list[dict[str, Any]]) -> list[str]:
         problems.append(f"none of {turn.any_of!r}")
     problems += [f"must not contain {s!r}" for s in turn.not_contains if s in text]
     problems += [f"forbidden {s!r}" for s in FORBIDDEN_EVERYWHERE if re.search(s, text)]
+    problems += conduct_problems(text)
     return problems
 
 
@@ -96,3 +92,24 @@ def format_failure(conversation: Conversation, index: int, problems: list[str], 
         f"  user:     {turn.user!r}\n"
         f"  bot:      {text!r}\n" + "".join(f"  problem:  {p}\n" for p in problems)
     )
+
+
+#: The reply to a message the assistant could not place.
+NOT_UNDERSTOOD = "我没有理解您的意思"
+
+
+async def play(client: Any, path: Path, *, understood: bool = True) -> None:
+    """Play one conversation file as one debtor; fail with every turn that went wrong.
+
+    With `understood`, a reply that falls back to "not understood" fails the turn.
+    """
+    conversation = load(path)
+    failures = []
+    for index, turn in enumerate(conversation.turns):
+        replies = await client.say(turn.user)
+        problems = check_turn(turn, replies)
+        if understood and NOT_UNDERSTOOD in reply_text(replies):
+            problems.append(f"the assistant fell back to {NOT_UNDERSTOOD!r}")
+        if problems:
+            failures.append(format_failure(conversation, index, problems, reply_text(replies)))
+    assert not failures, "\n" + "\n".join(failures)
