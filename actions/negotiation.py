@@ -22,6 +22,7 @@ from rasa_sdk.forms import FormValidationAction
 from rasa_sdk.types import DomainDict
 
 from actions.common import database, full_date, money, today_in_beijing
+from actions.escalation import hand_off
 from bot import audit
 from bot.accounts import AccountSummary, account_summaries
 from bot.agreements import (
@@ -66,9 +67,17 @@ SELECTED = "selected_offer"
 PROMISE_DATE = "promise_date"
 PROMISE_AMOUNT = "promise_amount"
 #: Intents that interrupt the form (answered by rules) rather than answer its question.
-INTERRUPTIONS = {"faq", "bot_challenge", "request_human", "express_distress"}
+INTERRUPTIONS = {
+    "faq",
+    "bot_challenge",
+    "request_human",
+    "express_distress",
+    "dispute_debt",
+    "complain",
+    "refuse_payment",
+}
 #: Interruptions that win even over figures in the same message.
-ALWAYS_INTERRUPT = {"request_human", "express_distress"}
+ALWAYS_INTERRUPT = {"request_human", "express_distress", "dispute_debt", "complain"}
 #: Words that pick a plan by kind ("分期那个"), most specific first.
 PLAN_WORDS = (
     ("lump_sum_settlement", ("一次性", "结清", "打折")),
@@ -207,7 +216,13 @@ async def offer_or_propose(
         affordable=money(assessment.affordable_monthly),
     )
     dispatcher.utter_message(response="utter_proposal_prepared", reference=reference)
-    return [SlotSet(OFFERS, None), SlotSet(SELECTED, None), SlotSet(STAGE, None)]
+    handoff, _ = await hand_off(
+        dispatcher,
+        tracker,
+        "beyond_authority",
+        extra={"proposal": {"reference": reference, "reason": reason}},
+    )
+    return [SlotSet(OFFERS, None), SlotSet(SELECTED, None), SlotSet(STAGE, None), *handoff]
 
 
 # --- the circumstances form ---------------------------------------------------------------

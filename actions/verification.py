@@ -12,6 +12,7 @@ from rasa_sdk.types import DomainDict
 
 from actions.common import BEIJING, database
 from actions.disclosure import tell_account_status
+from actions.escalation import hand_off
 from actions.forms import Normalizer, NormalizingFormValidation
 from actions.negotiation import start_circumstances, start_promise, tell_schedule
 from bot.identity import (
@@ -118,7 +119,8 @@ async def start_verification(
             response="utter_verification_locked",
             unlock_time=locked_until.astimezone(BEIJING).strftime("%H:%M"),
         )
-        return [*events, *_reset_identity()]
+        handoff, _ = await hand_off(dispatcher, tracker, "verification_failed")
+        return [*events, *_reset_identity(), *handoff]
     dispatcher.utter_message(response="utter_verification_intro")
     return [*events, FollowupAction("verification_form")]
 
@@ -170,7 +172,9 @@ class ActionVerifyIdentity(Action):
                 response="utter_verification_locked",
                 unlock_time=unlock.strftime("%H:%M") if unlock else "",
             )
-            return _reset_identity()
+            # A person can verify the debtor another way.
+            handoff, _ = await hand_off(dispatcher, tracker, "verification_failed")
+            return [*_reset_identity(), *handoff]
         # The form is not reopened here: it would read the same message again and
         # count a second failure. The debtor's next message starts it afresh.
         dispatcher.utter_message(

@@ -10,11 +10,16 @@ error naming the field.
 
 from __future__ import annotations
 
+import math
+from collections.abc import Awaitable, Callable
 from typing import Any
 
+from rasa.core.channels.channel import UserMessage
 from rasa.core.channels.rest import RestInput
+from sanic import Blueprint, response
 from sanic.exceptions import SanicException
 from sanic.request import Request
+from sanic.response import HTTPResponse
 
 MAX_SENDER_LENGTH = 128
 #: Far above any real chat message; the NLU pipeline reads at most 500 characters.
@@ -44,6 +49,46 @@ class CheckedRestInput(RestInput):
     @classmethod
     def name(cls) -> str:
         return "rest"
+
+    def blueprint(self, on_new_message: Callable[[UserMessage], Awaitable[None]]) -> Blueprint:
+        """Rasa's REST routes, plus `GET /webhooks/rest/staff_messages`.
+
+        While a negotiator holds the conversation, their replies cannot travel
+        in the answer to a REST request; a REST client polls for them with
+        `?sender=<id>&after=<timestamp of the last one it has>`. Only staff
+        messages are returned: the assistant's own replies were already in the
+        answers to the client's requests.
+        """
+        webhook = super().blueprint(on_new_message)
+
+        @webhook.route("/staff_messages", methods=["GET"])
+        async def staff_messages(request: Request) -> HTTPResponse:
+            sender = request.args.get("sender", "")
+            if not sender.strip() or len(sender) > MAX_SENDER_LENGTH:
+                raise InvalidRequest(
+                    f"'sender' must be a non-empty string of at most {MAX_SENDER_LENGTH} characters"
+                )
+            try:
+                after = float(request.args.get("after", "0"))
+            except ValueError:
+                raise InvalidRequest("'after' must be a timestamp in seconds") from None
+            if not math.isfinite(after):
+                raise InvalidRequest("'after' must be a timestamp in seconds")
+            tracker = await request.app.ctx.agent.tracker_store.retrieve(sender)
+            messages = []
+            for event in tracker.events if tracker else []:
+                metadata = getattr(event, "metadata", None) or {}
+                if event.type_name == "bot" and "staff" in metadata and event.timestamp > after:
+                    messages.append(
+                        {
+                            "text": event.text,
+                            "staff": metadata["staff"],
+                            "timestamp": event.timestamp,
+                        }
+                    )
+            return response.json(messages)
+
+        return webhook
 
     async def _extract_sender(self, req: Request) -> str:
         sender = _json_body(req).get("sender")

@@ -1,0 +1,433 @@
+"""Handing a conversation to a human negotiator, or a refusing debtor to collections.
+
+Every handoff goes the same way (`hand_off`): what the assistant learned is
+gathered into a summary, a case is opened in the negotiators' queue
+(`bot.handoff`), the debtor is told honestly who answers next and when, and the
+conversation is paused, so that the assistant stays silent until staff close
+the case and the console runs `action_handoff_resume`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from datetime import datetime
+from typing import Any
+
+from rasa_sdk import Action, Tracker
+from rasa_sdk.events import (
+    ActionExecuted,
+    ActiveLoop,
+    ConversationPaused,
+    ConversationResumed,
+    EventType,
+    SessionStarted,
+    SlotSet,
+)
+from rasa_sdk.executor import CollectingDispatcher
+from rasa_sdk.types import DomainDict
+
+from actions.common import BEIJING, database
+from bot.accounts import AccountSummary, account_summaries
+from bot.agreements import account_to_negotiate, latest_agreement
+from bot.handoff import (
+    complaint_category,
+    next_staff_opening,
+    open_case,
+    open_case_of,
+    refer_to_collections,
+    should_refer_when_negotiator_declined,
+)
+from bot.identity import is_verified
+from bot.policy import current_policy
+
+#: Slots whose values describe the debtor's circumstances, copied into a case.
+CIRCUMSTANCE_SLOTS = (
+    "monthly_income",
+    "monthly_expenses",
+    "other_repayments",
+    "hardship_reason",
+    "hardship_detail",
+    "hardship_months",
+    "proposed_monthly",
+    "available_funds",
+)
+HANDOFF_REFERENCE = "handoff_reference"
+STAGE = "negotiation_stage"
+#: How many of the debtor's latest messages a case summary quotes.
+RECENT_MESSAGES = 12
+WEEKDAYS = ("", "周一", "周二", "周三", "周四", "周五", "周六", "周日")
+
+
+def _channel(tracker: Tracker) -> str:
+    return tracker.get_latest_input_channel() or "unknown"
+
+
+async def verified_debtor(tracker: Tracker) -> int | None:
+    """The debtor this conversation verified as, confirmed by the database."""
+    debtor_id = tracker.get_slot("debtor_id")
+    if not tracker.get_slot("verified") or debtor_id is None:
+        return None
+    if not await is_verified(database(), tracker.sender_id, int(debtor_id)):
+        return None
+    return int(debtor_id)
+
+
+def _account_record(account: AccountSummary) -> dict[str, Any]:
+    return {k: v for k, v in dataclasses.asdict(account).items()}
+
+
+def _recent_messages(tracker: Tracker) -> list[dict[str, Any]]:
+    said = [
+        {
+            "text": event.get("text") or "",
+            "intent": ((event.get("parse_data") or {}).get("intent") or {}).get("name"),
+        }
+        for event in tracker.events
+        if event.get("event") == "user"
+    ]
+    return said[-RECENT_MESSAGES:]
+
+
+async def case_summary(
+    tracker: Tracker, debtor_id: int | None, detail: str | None = None
+) -> tuple[dict[str, Any], AccountSummary | None]:
+    """What a negotiator needs to take over without asking again, and the account."""
+    summary: dict[str, Any] = {"verified": debtor_id is not None}
+    account: AccountSummary | None = None
+    if debtor_id is not None:
+        accounts = await account_summaries(database(), debtor_id)
+        account = account_to_negotiate(accounts) or (accounts[0] if accounts else None)
+        summary["accounts"] = [_account_record(a) for a in accounts]
+        agreement = await latest_agreement(database(), debtor_id)
+        if agreement is not None:
+            summary["agreement"] = {
+                "reference": agreement.reference,
+                "plan": agreement.plan,
+                "monthly_amount": agreement.monthly_amount,
+                "months": agreement.months,
+            }
+    circumstances = {
+        name: tracker.get_slot(name)
+        for name in CIRCUMSTANCE_SLOTS
+        if tracker.get_slot(name) is not None
+    }
+    if circumstances:
+        summary["circumstances"] = circumstances
+    offers = tracker.get_slot("offers")
+    if offers:
+        summary["offers_shown"] = offers
+        summary["negotiation_stage"] = tracker.get_slot(STAGE)
+        selected = tracker.get_slot("selected_offer")
+        if selected:
+            summary["offer_chosen"] = selected.get("offer")
+    if detail:
+        summary["debtor_words"] = detail
+    summary["recent_messages"] = _recent_messages(tracker)
+    return summary, account
+
+
+def _opening_text(opening: datetime) -> str:
+    local = opening.astimezone(BEIJING)
+    return f"{local:%m月%d日}（{WEEKDAYS[local.isoweekday()]}）{local:%H:%M}"
+
+
+async def hand_off(
+    dispatcher: CollectingDispatcher,
+    tracker: Tracker,
+    reason: str,
+    *,
+    category: str | None = None,
+    detail: str | None = None,
+    extra: dict[str, Any] | None = None,
+) -> tuple[list[EventType], str]:
+    """Queue the conversation for a negotiator, tell the debtor, and pause the bot.
+
+    Returns the events and the case reference; any reply specific to the
+    reason is the caller's to send before calling this.
+    """
+    escalation = current_policy().escalation
+    debtor_id = await verified_debtor(tracker)
+    summary, account = await case_summary(tracker, debtor_id, detail)
+    summary.update(extra or {})
+    opened = await open_case(
+        database(),
+        conversation_id=tracker.sender_id,
+        channel=_channel(tracker),
+        reason=reason,
+        summary=summary,
+        escalation=escalation,
+        debtor_id=debtor_id,
+        account_id=account.account_id if account else None,
+        category=category,
+    )
+    opening = next_staff_opening(datetime.now(BEIJING), escalation.staff_hours)
+    if opening is None:
+        dispatcher.utter_message(response="utter_handoff_waiting", reference=opened.reference)
+    else:
+        dispatcher.utter_message(
+            response="utter_handoff_after_hours",
+            reference=opened.reference,
+            opening=_opening_text(opening),
+        )
+    events: list[EventType] = [
+        SlotSet(HANDOFF_REFERENCE, opened.reference),
+        SlotSet("requested_slot", None),
+        ConversationPaused(),
+    ]
+    if tracker.active_loop_name:
+        events.insert(0, ActiveLoop(None))
+    return events, opened.reference
+
+
+class ActionHandOffOnRequest(Action):
+    """The debtor asked for a person."""
+
+    def name(self) -> str:
+        return "action_hand_off_on_request"
+
+    async def run(
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
+    ) -> list[EventType]:
+        events, _ = await hand_off(dispatcher, tracker, "request_human")
+        return events
+
+
+class ActionSupportDistress(Action):
+    """Care and the crisis hotline first, then a person, before anything about money."""
+
+    def name(self) -> str:
+        return "action_support_distress"
+
+    async def run(
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
+    ) -> list[EventType]:
+        dispatcher.utter_message(
+            response="utter_express_distress",
+            crisis_hotline=current_policy().escalation.crisis_hotline,
+        )
+        events, _ = await hand_off(
+            dispatcher, tracker, "distress", detail=tracker.latest_message.get("text")
+        )
+        return events
+
+
+class ActionLogDispute(Action):
+    """'Not my debt' or 'wrong amount': a dispute, with collection on hold once verified."""
+
+    def name(self) -> str:
+        return "action_log_dispute"
+
+    async def run(
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
+    ) -> list[EventType]:
+        verified = await verified_debtor(tracker) is not None
+        dispatcher.utter_message(
+            response="utter_dispute_recorded" if verified else "utter_dispute_recorded_unverified"
+        )
+        events, _ = await hand_off(
+            dispatcher, tracker, "dispute", detail=tracker.latest_message.get("text")
+        )
+        return events
+
+
+class ActionLogComplaint(Action):
+    """A complaint, recorded with its category; the regulator's hotline is given."""
+
+    def name(self) -> str:
+        return "action_log_complaint"
+
+    async def run(
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
+    ) -> list[EventType]:
+        escalation = current_policy().escalation
+        text = tracker.latest_message.get("text") or ""
+        dispatcher.utter_message(
+            response="utter_complaint_recorded",
+            regulator_hotline=escalation.regulator_hotline,
+        )
+        events, _ = await hand_off(
+            dispatcher,
+            tracker,
+            "complaint",
+            category=complaint_category(text, escalation),
+            detail=text,
+        )
+        return events
+
+
+def fallbacks_in_a_row(tracker: Tracker) -> int:
+    """How many of the debtor's latest messages in a row were not understood."""
+    count = 0
+    for event in reversed(tracker.events):
+        if event.get("event") == "session_started":
+            break
+        if event.get("event") != "user":
+            continue
+        intent = ((event.get("parse_data") or {}).get("intent") or {}).get("name")
+        if intent != "nlu_fallback":
+            break
+        count += 1
+    return count
+
+
+class ActionHandleFallback(Action):
+    """Ask the debtor to rephrase; after too many misunderstandings in a row, a person."""
+
+    def name(self) -> str:
+        return "action_handle_fallback"
+
+    async def run(
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
+    ) -> list[EventType]:
+        if fallbacks_in_a_row(tracker) < current_policy().escalation.fallbacks_in_a_row:
+            dispatcher.utter_message(response="utter_default")
+            return []
+        dispatcher.utter_message(response="utter_fallback_handoff")
+        events, _ = await hand_off(dispatcher, tracker, "repeated_fallback")
+        return events
+
+
+def refusals_explained(tracker: Tracker) -> int:
+    """How often this session already answered a refusal to pay."""
+    count = 0
+    for event in tracker.events:
+        if event.get("event") == "session_started":
+            count = 0
+        elif event.get("event") == "action" and event.get("name") == "action_handle_refusal":
+            count += 1
+    # The action being run is not in the events yet.
+    return count
+
+
+async def refer(
+    dispatcher: CollectingDispatcher, tracker: Tracker, debtor_id: int, reason: str
+) -> list[EventType]:
+    """Queue the account for collections and tell the debtor plainly, without threat."""
+    summary, account = await case_summary(tracker, debtor_id)
+    reference = await refer_to_collections(
+        database(),
+        conversation_id=tracker.sender_id,
+        channel=_channel(tracker),
+        debtor_id=debtor_id,
+        account_id=account.account_id if account else None,
+        reason=reason,
+        summary=summary,
+    )
+    dispatcher.utter_message(response="utter_collections_referral", reference=reference)
+    return [SlotSet(STAGE, None)]
+
+
+class ActionHandleRefusal(Action):
+    """A refusal to pay: the options are explained once; a repeated refusal is referred."""
+
+    def name(self) -> str:
+        return "action_handle_refusal"
+
+    async def run(
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
+    ) -> list[EventType]:
+        escalation = current_policy().escalation
+        if refusals_explained(tracker) < escalation.refusals_before_referral:
+            dispatcher.utter_message(response="utter_refuse_payment")
+            return []
+        debtor_id = await verified_debtor(tracker)
+        if debtor_id is None:
+            # Nobody can be referred before we know who they are.
+            dispatcher.utter_message(response="utter_refuse_payment_unverified")
+            return []
+        return await refer(dispatcher, tracker, debtor_id, "refused_payment")
+
+
+class ActionOffersDeclined(Action):
+    """Every offer declined: offer a negotiator (or a new figure)."""
+
+    def name(self) -> str:
+        return "action_offers_declined"
+
+    async def run(
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
+    ) -> list[EventType]:
+        dispatcher.utter_message(response="utter_offers_declined")
+        return [SlotSet(STAGE, "declined")]
+
+
+class ActionHandOffAfterDecline(Action):
+    """The debtor declined every offer and still wants to negotiate: a person."""
+
+    def name(self) -> str:
+        return "action_hand_off_after_decline"
+
+    async def run(
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
+    ) -> list[EventType]:
+        events, _ = await hand_off(dispatcher, tracker, "offers_declined")
+        return [SlotSet(STAGE, None), *events]
+
+
+class ActionDeclineNegotiator(Action):
+    """The debtor declined a negotiator too: marked accounts go to collections."""
+
+    def name(self) -> str:
+        return "action_decline_negotiator"
+
+    async def run(
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
+    ) -> list[EventType]:
+        escalation = current_policy().escalation
+        debtor_id = await verified_debtor(tracker)
+        if debtor_id is not None:
+            account = account_to_negotiate(await account_summaries(database(), debtor_id))
+            if account is not None and should_refer_when_negotiator_declined(
+                account.days_past_due, account.broken_plans, escalation
+            ):
+                return await refer(dispatcher, tracker, debtor_id, "declined_negotiator")
+        dispatcher.utter_message(response="utter_no_handoff")
+        return [SlotSet(STAGE, None)]
+
+
+class ActionHandoffResume(Action):
+    """Run by the staff console when a case is closed: the assistant answers again.
+
+    It does nothing while the conversation still has an open case, so that
+    nothing but closing the case resumes the bot.
+    """
+
+    def name(self) -> str:
+        return "action_handoff_resume"
+
+    async def run(
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
+    ) -> list[EventType]:
+        if await open_case_of(database(), tracker.sender_id) is not None:
+            return []
+        if tracker.get_slot(HANDOFF_REFERENCE) is None:
+            return []
+        dispatcher.utter_message(response="utter_handoff_resumed")
+        return [
+            ConversationResumed(),
+            SlotSet(HANDOFF_REFERENCE, None),
+            SlotSet(STAGE, None),
+            SlotSet("offers", None),
+            SlotSet("selected_offer", None),
+        ]
+
+
+class ActionSessionStart(Action):
+    """A new session; a conversation waiting for or held by staff stays paused.
+
+    Rasa's own session start would un-pause a conversation whose case is still
+    open once the session expires (for example overnight, outside staff hours).
+    """
+
+    def name(self) -> str:
+        return "action_session_start"
+
+    async def run(
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
+    ) -> list[EventType]:
+        events: list[EventType] = [SessionStarted()]
+        case = await open_case_of(database(), tracker.sender_id)
+        if case is not None:
+            events += [SlotSet(HANDOFF_REFERENCE, case.reference), ConversationPaused()]
+        events.append(ActionExecuted("action_listen"))
+        return events
