@@ -16,11 +16,13 @@ export PYTHONWARNINGS ?= ignore::DeprecationWarning
 BENCH_CONVERSATIONS ?= 4
 BENCH_TURNS ?= 200
 
-.PHONY: help install train run shell test lint format unit validate nlu-test core-test e2e bench clean
+.PHONY: help install train run shell console-user test lint format unit validate nlu-test core-test e2e browser bench clean
 
 help:
 	@echo "make run    install (first time), train if needed, start the assistant"
 	@echo "make shell  chat with the running assistant in this terminal"
+	@echo "make console-user USERNAME=li NAME=李专员 ROLE=negotiator"
+	@echo "           create a staff console account (asks for the password)"
 	@echo "make test   everything CI runs"
 	@echo "make bench  replies/s and latency (starts its own stack)"
 
@@ -46,6 +48,13 @@ run: $(MODEL)
 
 shell: $(INSTALLED)
 	$(PY) -m bot.chat
+
+ROLE ?= negotiator
+console-user: $(INSTALLED)
+	@test -n "$(USERNAME)" -a -n "$(NAME)" || \
+		{ echo "usage: make console-user USERNAME=li NAME=李专员 [ROLE=negotiator|supervisor]"; exit 2; }
+	$(PY) -m bot.db upgrade
+	$(PY) -m bot.console user add "$(USERNAME)" --name "$(NAME)" --role "$(ROLE)"
 
 lint: $(INSTALLED)
 	$(VENV)/bin/ruff check .

@@ -32,6 +32,10 @@ class StackConfig:
     auth_token: str = ""
     log_dir: Path = ROOT / "var" / "log"
     extra_env: dict[str, str] = field(default_factory=dict)
+    #: Also start the staff console on this port (it needs `auth_token`).
+    console_port: int | None = None
+    #: Create (or reset) the demo supervisor and write its password to the console log.
+    console_demo_user: bool = False
 
     @property
     def rasa_url(self) -> str:
@@ -40,6 +44,10 @@ class StackConfig:
     @property
     def action_url(self) -> str:
         return f"http://127.0.0.1:{self.action_port}/webhook"
+
+    @property
+    def console_url(self) -> str:
+        return f"http://127.0.0.1:{self.console_port}"
 
 
 class Stack:
@@ -102,8 +110,40 @@ class Stack:
             server += ["--enable-api", "--auth-token", self.config.auth_token]
         self._spawn("rasa", server)
         deadline = time.monotonic() + timeout
+        if self.config.console_port is not None:
+            self._spawn_console()
         self._wait(f"http://127.0.0.1:{self.config.action_port}/health", deadline)
         self._wait(f"{self.config.rasa_url}/", deadline)
+        if self.config.console_port is not None:
+            self._wait(f"{self.config.console_url}/health", deadline)
+
+    def _spawn_console(self) -> None:
+        if not self.config.auth_token:
+            raise ValueError("the staff console needs the Rasa HTTP API: set auth_token")
+        self.config.extra_env.update(
+            RASA_URL=self.config.rasa_url, RASA_AUTH_TOKEN=self.config.auth_token
+        )
+        self.config.extra_env.setdefault("CONSOLE_SECRET_KEY", secrets.token_urlsafe(32))
+        args = [
+            sys.executable,
+            "-m",
+            "bot.console",
+            "serve",
+            "--port",
+            str(self.config.console_port),
+        ]
+        if self.config.console_demo_user:
+            args.append("--demo-user")
+        self._spawn("console", args)
+
+    def console_sign_in_line(self) -> str | None:
+        """The console's start-up line with the demo user's password, if it printed one."""
+        log = self.config.log_dir / "console.log"
+        lines = (
+            log.read_text(encoding="utf-8", errors="replace").splitlines() if log.exists() else []
+        )
+        found = [line for line in lines if line.startswith("Staff console:")]
+        return found[-1] if found else None
 
     def _spawn_actions(self) -> None:
         rasa = str(VENV_BIN / "rasa")
@@ -180,13 +220,22 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Run the assistant until Ctrl-C.")
     parser.add_argument("--port", type=int, default=int(os.environ.get("RASA_PORT", 5005)))
     parser.add_argument("--action-port", type=int, default=int(os.environ.get("ACTION_PORT", 5055)))
+    parser.add_argument(
+        "--console-port", type=int, default=int(os.environ.get("CONSOLE_PORT", 5080))
+    )
     args = parser.parse_args(argv)
 
     token = os.environ.get("RASA_AUTH_TOKEN", "")
     generated = not token
     if generated:
         token = secrets.token_urlsafe(24)
-    config = StackConfig(rasa_port=args.port, action_port=args.action_port, auth_token=token)
+    config = StackConfig(
+        rasa_port=args.port,
+        action_port=args.action_port,
+        auth_token=token,
+        console_port=args.console_port,
+        console_demo_user=True,
+    )
     stack = Stack(config)
     print("Starting the action server and the Rasa server (logs in var/log/) ...", flush=True)
     try:
@@ -199,6 +248,7 @@ def main(argv: list[str] | None = None) -> int:
             f"  socket.io channel:   {config.rasa_url}/socket.io\n"
             f"  HTTP API token:      {token}"
             + (" (generated; set RASA_AUTH_TOKEN to choose one)" if generated else "")
+            + f"\n  {stack.console_sign_in_line() or 'Staff console: see var/log/console.log'}"
             + "\nPress Ctrl-C to stop.",
             flush=True,
         )
