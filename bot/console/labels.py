@@ -1,0 +1,137 @@
+"""Chinese labels of the codes the console shows, and small display helpers."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+BEIJING = ZoneInfo("Asia/Shanghai")
+
+REASONS = {
+    "distress": "情绪危机",
+    "request_human": "要求人工服务",
+    "repeated_fallback": "多次未能理解",
+    "dispute": "对欠款有异议",
+    "complaint": "投诉",
+    "beyond_authority": "超出助手权限",
+    "offers_declined": "拒绝了全部方案",
+    "verification_failed": "身份核实失败",
+}
+OUTCOMES = {
+    "plan_agreed": "已达成还款方案",
+    "promise_to_pay": "承诺还款",
+    "referred_to_collections": "转交催收部门",
+    "dispute_logged": "已登记异议",
+    "no_contact": "未能联系上",
+    "other": "其他",
+}
+STATUSES = {"waiting": "等待中", "claimed": "处理中", "closed": "已结束"}
+ROLES = {"negotiator": "协商专员", "supervisor": "主管"}
+COMPLAINT_CATEGORIES = {
+    "collection_conduct": "催收行为",
+    "fees": "费用",
+    "privacy": "隐私",
+    "service": "服务",
+    "other": "其他",
+}
+CHANNELS = {"rest": "网页", "socketio": "网页聊天", "wechat": "微信"}
+REFERRAL_REASONS = {"refused_payment": "拒绝还款", "declined_negotiator": "拒绝人工协商"}
+REFERRAL_STATUSES = {"queued": "待接收", "acknowledged": "已接收"}
+SPEAKERS = {"debtor": "债务人", "assistant": "智能助手", "staff": "工作人员"}
+
+#: Labels of the case summary's keys that are known; others are shown as they are.
+SUMMARY_KEYS = {
+    "debtor": "债务人",
+    "debtor_name": "债务人姓名",
+    "full_name": "姓名",
+    "verified": "身份已核实",
+    "account": "账户情况",
+    "accounts": "账户",
+    "account_figures": "账户数据",
+    "figures": "账户数据",
+    "product": "产品",
+    "currency": "币种",
+    "outstanding_principal": "剩余本金",
+    "overdue_principal": "逾期本金",
+    "interest": "利息",
+    "penalty_fees": "罚息及费用",
+    "total_due": "应还总额",
+    "days_past_due": "逾期天数",
+    "missed_installments": "逾期期数",
+    "broken_plans": "未履约次数",
+    "circumstances": "个人情况",
+    "hardship": "困难情况",
+    "income": "收入",
+    "monthly_income": "月收入",
+    "offers": "已展示的方案",
+    "offers_shown": "已展示的方案",
+    "answers": "债务人的回答",
+    "declined": "已拒绝的方案",
+    "proposal": "方案建议",
+    "reason": "原因",
+    "why": "原因说明",
+    "category": "类别",
+    "complaint": "投诉内容",
+    "dispute": "异议内容",
+    "last_message": "最后一条消息",
+    "last_user_message": "债务人最后一条消息",
+    "messages": "消息",
+    "note": "备注",
+    "notes": "备注",
+}
+
+
+def label(table: dict[str, str], code: str | None) -> str:
+    """The Chinese label of `code`, or the code itself if unknown; "—" for None."""
+    if code is None:
+        return "—"
+    return table.get(code, code)
+
+
+def optional_label(table: dict[str, str], code: str | None) -> str | None:
+    """The Chinese label of `code`, or None for None."""
+    return None if code is None else table.get(code, code)
+
+
+def summary_items(summary: dict[str, Any]) -> list[tuple[str, str, bool]]:
+    """(label, text, preformatted) for each top-level key; known keys first."""
+    known = [key for key in SUMMARY_KEYS if key in summary]
+    rest = sorted(key for key in summary if key not in SUMMARY_KEYS)
+    items = []
+    for key in known + rest:
+        value = summary[key]
+        name = SUMMARY_KEYS.get(key, key)
+        if isinstance(value, (dict, list)):
+            items.append((name, json.dumps(value, ensure_ascii=False, indent=2), True))
+        elif isinstance(value, bool):
+            items.append((name, "是" if value else "否", False))
+        elif value is None:
+            items.append((name, "—", False))
+        else:
+            items.append((name, str(value), False))
+    return items
+
+
+def beijing_time(value: datetime | str | None) -> str:
+    """`value` as `YYYY-MM-DD HH:MM` Beijing time; "—" for None."""
+    if value is None:
+        return "—"
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value)
+    return value.astimezone(BEIJING).strftime("%Y-%m-%d %H:%M")
+
+
+def duration(seconds: float) -> str:
+    """A waiting time in Chinese: `不到 1 分钟`, `12 分钟`, `2 小时 5 分钟`, `3 天 4 小时`."""
+    minutes = int(max(seconds, 0) // 60)
+    if minutes < 1:
+        return "不到 1 分钟"
+    if minutes < 60:
+        return f"{minutes} 分钟"
+    hours, minutes = divmod(minutes, 60)
+    if hours < 24:
+        return f"{hours} 小时 {minutes} 分钟"
+    days, hours = divmod(hours, 24)
+    return f"{days} 天 {hours} 小时"

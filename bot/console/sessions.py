@@ -1,0 +1,96 @@
+"""Signed session cookies and CSRF tokens of the console.
+
+The cookie holds, signed with the secret key (itsdangerous), the staff member's
+id (none before sign-in), a CSRF token and a random session id. It is valid for
+12 hours from sign-in. Signing out forgets the cookie and remembers the session
+id as revoked until it would have expired anyway (in memory: a restart forgets
+the revocations, which only matters if the secret key is kept across it).
+"""
+
+from __future__ import annotations
+
+import hmac
+import secrets
+import time
+from dataclasses import dataclass
+
+from aiohttp import web
+from itsdangerous import BadSignature, URLSafeTimedSerializer
+
+COOKIE_NAME = "console_session"
+MAX_AGE_SECONDS = 12 * 60 * 60
+_SALT = "bot.console.session"
+
+
+@dataclass(frozen=True)
+class Session:
+    """What a session cookie says."""
+
+    staff_id: int | None
+    csrf_token: str
+    session_id: str
+
+    def csrf_matches(self, token: str | None) -> bool:
+        """Whether `token` is this session's CSRF token (constant-time)."""
+        if not token:
+            return False
+        return hmac.compare_digest(token.encode(), self.csrf_token.encode())
+
+
+class SessionStore:
+    """Issues, reads and revokes session cookies."""
+
+    def __init__(self, secret_key: bytes, *, secure: bool = False) -> None:
+        if len(secret_key) < 16:
+            raise ValueError("the console's secret key must have at least 16 bytes")
+        self._serializer = URLSafeTimedSerializer(secret_key, salt=_SALT)
+        self.secure = secure
+        self._revoked: dict[str, float] = {}
+
+    @staticmethod
+    def new(staff_id: int | None) -> Session:
+        """A fresh session with new random tokens."""
+        return Session(staff_id, secrets.token_urlsafe(32), secrets.token_urlsafe(16))
+
+    def load(self, request: web.Request) -> Session | None:
+        """The request's valid, unexpired, unrevoked session, or None."""
+        cookie = request.cookies.get(COOKIE_NAME)
+        if not cookie or len(cookie) > 4096:
+            return None
+        try:
+            data = self._serializer.loads(cookie, max_age=MAX_AGE_SECONDS)
+        except BadSignature:
+            return None
+        if not isinstance(data, dict):
+            return None
+        staff_id, csrf, session_id = data.get("s"), data.get("c"), data.get("n")
+        if not isinstance(csrf, str) or not isinstance(session_id, str):
+            return None
+        if staff_id is not None and not isinstance(staff_id, int):
+            return None
+        if session_id in self._revoked:
+            return None
+        return Session(staff_id, csrf, session_id)
+
+    def save(self, response: web.StreamResponse, session: Session) -> None:
+        """Set the cookie of `session` on `response`."""
+        value = self._serializer.dumps(
+            {"s": session.staff_id, "c": session.csrf_token, "n": session.session_id}
+        )
+        response.set_cookie(
+            COOKIE_NAME,
+            value,
+            max_age=MAX_AGE_SECONDS,
+            path="/",
+            httponly=True,
+            samesite="Strict",
+            secure=self.secure,
+        )
+
+    def clear(self, response: web.StreamResponse, session: Session | None) -> None:
+        """Forget the cookie; a copy of it kept elsewhere no longer works either."""
+        if session is not None:
+            now = time.time()
+            self._revoked = {sid: end for sid, end in self._revoked.items() if end > now}
+            self._revoked[session.session_id] = now + MAX_AGE_SECONDS
+        response.del_cookie(COOKIE_NAME, path="/")

@@ -1,0 +1,187 @@
+"""Staff accounts: argon2 hashes, validation and rate-limited sign-in (SQLite and PostgreSQL).
+
+Also home of `cheap_argon2`, used by the console tests too.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import timedelta
+
+import pytest
+import sqlalchemy as sa
+from argon2 import PasswordHasher
+
+from bot import audit, staff
+from bot.db.engine import Database
+from bot.db.models import SignInFailure, StaffMember, utcnow
+from tests.unit.test_db_models import table_text
+
+PASSWORD = "correct horse battery"
+
+
+@contextmanager
+def cheap_argon2() -> Iterator[None]:
+    """Fast argon2 parameters (the real ones cost ~50 ms a hash)."""
+    saved = staff.HASHER
+    staff.HASHER = PasswordHasher(time_cost=1, memory_cost=8, parallelism=1)
+    try:
+        yield
+    finally:
+        staff.HASHER = saved
+
+
+@pytest.fixture(autouse=True)
+def _cheap_argon2() -> Iterator[None]:
+    with cheap_argon2():
+        yield
+
+
+async def _failures(db: Database) -> list[str]:
+    async with db.session() as session:
+        return list((await session.execute(sa.select(SignInFailure.key))).scalars())
+
+
+async def test_create_staff_stores_an_argon2_hash_never_the_password(db: Database) -> None:
+    member = await staff.create_staff(db, "li.na", "李娜", PASSWORD, "negotiator")
+    assert member.id and member.active and member.role == "negotiator"
+    assert member.password_hash.startswith("$argon2id$")
+    assert PASSWORD not in member.password_hash
+    assert PASSWORD not in await table_text(db)
+    stored = await staff.get_staff(db, member.id)
+    assert stored is not None and stored.display_name == "李娜"
+    assert [e.action for e in await audit.entries(db)][-1] == "staff_created"
+
+
+@pytest.mark.parametrize(
+    ("username", "name", "password", "role", "message"),
+    [
+        ("Li", "李娜", PASSWORD, "negotiator", "用户名"),
+        ("a", "李娜", PASSWORD, "negotiator", "用户名"),
+        ("li na", "李娜", PASSWORD, "negotiator", "用户名"),
+        ("x" * 65, "李娜", PASSWORD, "negotiator", "用户名"),
+        ("lina", "李娜", "short", "negotiator", "密码至少"),
+        ("lina", "李娜", "123456789", "negotiator", "密码至少"),
+        ("lina", "  ", PASSWORD, "negotiator", "显示名"),
+        ("lina", "李娜", PASSWORD, "admin", "角色"),
+    ],
+)
+async def test_create_staff_refuses_bad_input(
+    db: Database, username: str, name: str, password: str, role: str, message: str
+) -> None:
+    with pytest.raises(ValueError, match=message):
+        await staff.create_staff(db, username, name, password, role)
+    async with db.session() as session:
+        assert (await session.execute(sa.select(sa.func.count(StaffMember.id)))).scalar() == 0
+
+
+async def test_create_staff_refuses_a_taken_username(db: Database) -> None:
+    await staff.create_staff(db, "lina", "李娜", PASSWORD, "negotiator")
+    with pytest.raises(ValueError, match="已存在"):
+        await staff.create_staff(db, "lina", "另一个李娜", PASSWORD, "supervisor")
+
+
+async def test_authenticate_succeeds_with_the_right_password_only(db: Database) -> None:
+    created = await staff.create_staff(db, "lina", "李娜", PASSWORD, "negotiator")
+    member = await staff.authenticate(db, "LiNa ", PASSWORD, "10.0.0.1")
+    assert member is not None and member.id == created.id
+    assert await staff.authenticate(db, "lina", PASSWORD + "x", "10.0.0.1") is None
+    assert await staff.authenticate(db, "nobody", PASSWORD, "10.0.0.1") is None
+    entries = [(e.actor, e.action, dict(e.details)) for e in await audit.entries(db)]
+    assert ("staff:lina", "staff_signed_in", {"remote_address": "10.0.0.1"}) in entries
+    failed = [d for actor, action, d in entries if action == "staff_sign_in_failed"]
+    assert [d["why"] for d in failed] == ["wrong_password", "unknown_user"]
+    assert all(PASSWORD not in str(d) for d in failed)
+
+
+async def test_a_deactivated_member_cannot_sign_in(db: Database) -> None:
+    await staff.create_staff(db, "lina", "李娜", PASSWORD, "negotiator")
+    assert await staff.set_active(db, "lina", False)
+    assert await staff.authenticate(db, "lina", PASSWORD, "10.0.0.1") is None
+    assert not await staff.set_active(db, "nobody", False)
+
+
+async def test_sixth_attempt_is_refused_even_with_the_right_password(db: Database) -> None:
+    await staff.create_staff(db, "lina", "李娜", PASSWORD, "negotiator")
+    for _ in range(staff.MAX_USER_FAILURES):
+        assert await staff.authenticate(db, "lina", "wrong password", "10.0.0.1") is None
+    with pytest.raises(staff.SignInLimited):
+        await staff.authenticate(db, "lina", PASSWORD, "10.0.0.2")
+    # Another user on the same address is not affected.
+    await staff.create_staff(db, "wang", "王强", PASSWORD, "negotiator")
+    assert await staff.authenticate(db, "wang", PASSWORD, "10.0.0.1") is not None
+    limited = [e for e in await audit.entries(db) if e.details.get("why") == "limited"]
+    assert len(limited) == 1
+
+
+async def test_an_address_is_limited_after_twenty_failures(db: Database) -> None:
+    await staff.create_staff(db, "lina", "李娜", PASSWORD, "negotiator")
+    for number in range(staff.MAX_ADDRESS_FAILURES):
+        assert await staff.authenticate(db, f"user{number}", "guess", "10.9.9.9") is None
+    with pytest.raises(staff.SignInLimited):
+        await staff.authenticate(db, "lina", PASSWORD, "10.9.9.9")
+    assert await staff.authenticate(db, "lina", PASSWORD, "10.0.0.1") is not None
+
+
+async def test_old_failures_do_not_count(db: Database) -> None:
+    await staff.create_staff(db, "lina", "李娜", PASSWORD, "negotiator")
+    old = utcnow() - staff.FAILURE_WINDOW - timedelta(minutes=1)
+    async with db.session() as session:
+        session.add_all(SignInFailure(key="user:lina", created_at=old) for _ in range(10))
+        await session.commit()
+    assert await staff.authenticate(db, "lina", PASSWORD, "10.0.0.1") is not None
+    assert await _failures(db) == []
+
+
+async def test_success_forgets_the_users_failures(db: Database) -> None:
+    await staff.create_staff(db, "lina", "李娜", PASSWORD, "negotiator")
+    for _ in range(2):
+        for _ in range(staff.MAX_USER_FAILURES - 1):
+            assert await staff.authenticate(db, "lina", "wrong password", "10.0.0.1") is None
+        assert await staff.authenticate(db, "lina", PASSWORD, "10.0.0.1") is not None
+    assert set(await _failures(db)) == {"addr:10.0.0.1"}
+
+
+async def test_unknown_user_costs_a_hash_verification_like_a_wrong_password(
+    db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    await staff.create_staff(db, "lina", "李娜", PASSWORD, "negotiator")
+    checked: list[str] = []
+    verify = staff._verify
+
+    def counting(password_hash: str, password: str) -> bool:
+        checked.append(password_hash)
+        return verify(password_hash, password)
+
+    monkeypatch.setattr(staff, "_verify", counting)
+    assert await staff.authenticate(db, "nobody", "whatever", "10.0.0.1") is None
+    assert await staff.authenticate(db, "lina", "whatever", "10.0.0.1") is None
+    assert len(checked) == 2 and all(h.startswith("$argon2id$") for h in checked)
+    # The dummy hash has the current parameters, so it costs what a real one does.
+    assert checked[0].split("$")[3] == checked[1].split("$")[3]
+
+
+async def test_sign_in_rehashes_a_password_hashed_with_old_parameters(db: Database) -> None:
+    await staff.create_staff(db, "lina", "李娜", PASSWORD, "negotiator")
+    staff.HASHER = PasswordHasher(time_cost=2, memory_cost=16, parallelism=1)
+    member = await staff.authenticate(db, "lina", PASSWORD, "10.0.0.1")
+    assert member is not None
+    stored = await staff.get_staff_by_username(db, "lina")
+    assert stored is not None and "m=16,t=2" in stored.password_hash
+    assert await staff.authenticate(db, "lina", PASSWORD, "10.0.0.1") is not None
+
+
+async def test_set_password_replaces_the_hash(db: Database) -> None:
+    await staff.create_staff(db, "lina", "李娜", PASSWORD, "negotiator")
+    await staff.set_password(db, "lina", "another long password")
+    assert await staff.authenticate(db, "lina", PASSWORD, "10.0.0.1") is None
+    assert await staff.authenticate(db, "lina", "another long password", "10.0.0.1") is not None
+    with pytest.raises(ValueError, match="不存在"):
+        await staff.set_password(db, "nobody", "another long password")
+    with pytest.raises(ValueError, match="密码至少"):
+        await staff.set_password(db, "lina", "short")
+
+
+def test_real_parameters_are_argon2id() -> None:
+    assert staff.PasswordHasher().hash("x" * 10).startswith("$argon2id$v=19$m=65536,t=3")
