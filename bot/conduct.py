@@ -12,7 +12,10 @@ import re
 
 #: Patterns a reply must never contain, each with what it would break.
 FORBIDDEN: tuple[tuple[str, re.Pattern[str]], ...] = (
-    ("mentions arrest or jail", re.compile(r"坐牢|入狱|监狱|逮捕|拘留|判刑|抓捕|被抓|抓你|刑拘|坐监")),
+    (
+        "mentions arrest or jail",
+        re.compile(r"坐牢|入狱|监狱|逮捕|拘留|判刑|抓捕|被抓|抓你|刑拘|坐监"),
+    ),
     (
         "threatens",
         re.compile(

@@ -231,11 +231,13 @@ async def _open_case(
                 )
             )
         ).scalar_one_or_none()
-        if reason == "dispute" and account_id is not None:
+        holds = reason == "dispute" and account_id is not None
+        if holds:
             await session.execute(
                 sa.update(Account).where(Account.id == account_id).values(collections_hold=True)
             )
         if existing is not None:
+            existing.holds_collection = existing.holds_collection or holds
             # The newest summary is the fullest; a more urgent reason moves it up.
             existing.summary = _dumps({**json.loads(existing.summary), **summary})
             if priority < existing.priority:
@@ -263,6 +265,7 @@ async def _open_case(
             reason=reason,
             category=category,
             priority=priority,
+            holds_collection=holds,
             summary=_dumps(summary),
         )
         session.add(case)
@@ -299,6 +302,33 @@ async def refer_to_collections(
 
     A conversation is referred once: asking again returns the first reference.
     """
+    for _ in range(2):
+        try:
+            return await _refer(
+                db,
+                conversation_id=conversation_id,
+                channel=channel,
+                debtor_id=debtor_id,
+                account_id=account_id,
+                reason=reason,
+                summary=summary,
+            )
+        except IntegrityError:
+            # Referred by another process at the same moment: the second pass finds it.
+            continue
+    raise CaseError(f"could not refer conversation {conversation_id!r}")
+
+
+async def _refer(
+    db: Database,
+    *,
+    conversation_id: str,
+    channel: str,
+    debtor_id: int,
+    account_id: int | None,
+    reason: str,
+    summary: Mapping[str, Any],
+) -> str:
     async with db.session() as session:
         existing = (
             await session.execute(
@@ -452,28 +482,42 @@ async def close_case(
 ) -> CaseView:
     """Close a case held by `staff` (or any open case, for a supervisor).
 
-    Closing a dispute with any outcome but `dispute_logged` means staff resolved
-    it: the hold it put on the account is lifted, unless an active agreement
-    holds the account too.
+    The state check and the change are one conditional UPDATE, so of two
+    simultaneous closes only one takes effect, on every database. Closing a case
+    whose dispute put the account on hold, with any outcome but
+    `dispute_logged`, means staff resolved the dispute: the hold is lifted,
+    unless an active agreement holds the account too.
     """
     if outcome not in HANDOFF_OUTCOMES:
         raise CaseError(f"unknown outcome {outcome!r}")
+    now = utcnow()
+    allowed = HandoffCase.status != "closed"
+    if staff.role != "supervisor":
+        allowed = sa.and_(HandoffCase.status == "claimed", HandoffCase.staff_id == staff.id)
     async with db.session() as session:
-        case = await session.get(HandoffCase, case_id, with_for_update=True)
-        if case is None or case.status == "closed":
-            raise CaseError("该案件不存在或已结束")
-        if staff.role != "supervisor" and (case.status != "claimed" or case.staff_id != staff.id):
+        result = await session.execute(
+            sa.update(HandoffCase)
+            .where(HandoffCase.id == case_id, allowed)
+            .values(
+                status="closed",
+                outcome=outcome,
+                note=note,
+                closed_at=now,
+                staff_id=sa.func.coalesce(HandoffCase.staff_id, staff.id),
+                claimed_at=sa.func.coalesce(HandoffCase.claimed_at, now),
+            )
+            .execution_options(synchronize_session=False)
+        )
+        if result.rowcount != 1:
+            await session.rollback()
+            current = await session.get(HandoffCase, case_id)
+            if current is None or current.status == "closed":
+                raise CaseError("该案件不存在或已结束")
             raise CaseError("只能结束自己认领的案件")
-        now = utcnow()
-        case.status = "closed"
-        case.outcome = outcome
-        case.note = note
-        case.closed_at = now
-        if case.staff_id is None:
-            case.staff_id = staff.id
-            case.claimed_at = now
+        case = await session.get(HandoffCase, case_id)
+        assert case is not None
         lifted = False
-        if case.reason == "dispute" and outcome != "dispute_logged" and case.account_id:
+        if case.holds_collection and outcome != "dispute_logged" and case.account_id:
             agreed = (
                 await session.execute(
                     sa.select(sa.func.count())

@@ -443,6 +443,10 @@ class HandoffCase(Base):
     category: str | None = sa.Column(sa.String(32), nullable=True)
     #: 1 is served first (distress).
     priority: int = sa.Column(sa.Integer, nullable=False)
+    #: A dispute in this case put the account's collection on hold.
+    holds_collection: bool = sa.Column(
+        sa.Boolean, nullable=False, default=False, server_default=sa.false()
+    )
     #: JSON text: account figures, circumstances, offers and answers, the proposal.
     summary: str = sa.Column(sa.Text, nullable=False)
     status: str = sa.Column(
@@ -469,7 +473,8 @@ class CollectionsReferral(Base):
 
     id: int = sa.Column(sa.Integer, primary_key=True)
     reference: str = sa.Column(sa.String(32), nullable=False, unique=True)
-    conversation_id: str = sa.Column(sa.String(255), nullable=False, index=True)
+    #: A conversation is referred once.
+    conversation_id: str = sa.Column(sa.String(255), nullable=False, unique=True)
     channel: str = sa.Column(sa.String(64), nullable=False)
     debtor_id: int = sa.Column(
         sa.Integer, sa.ForeignKey("debtors.id", ondelete="RESTRICT"), nullable=False, index=True

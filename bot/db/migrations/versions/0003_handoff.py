@@ -76,6 +76,7 @@ def upgrade() -> None:
         sa.Column("reason", sa.String(32), nullable=False),
         sa.Column("category", sa.String(32), nullable=True),
         sa.Column("priority", sa.Integer(), nullable=False),
+        sa.Column("holds_collection", sa.Boolean(), nullable=False, server_default=sa.false()),
         sa.Column("summary", sa.Text(), nullable=False),
         sa.Column("status", sa.String(20), nullable=False, server_default="waiting"),
         sa.Column(
@@ -149,13 +150,11 @@ def upgrade() -> None:
             nullable=True,
         ),
         sa.UniqueConstraint("reference", name="uq_collections_referrals_reference"),
+        sa.UniqueConstraint("conversation_id", name="uq_collections_referrals_conversation_id"),
         sa.CheckConstraint(_in("reason", REFERRAL_REASONS), name="ck_collections_referrals_reason"),
         sa.CheckConstraint(
             "status IN ('queued', 'acknowledged')", name="ck_collections_referrals_status"
         ),
-    )
-    op.create_index(
-        "ix_collections_referrals_conversation_id", "collections_referrals", ["conversation_id"]
     )
     op.create_index("ix_collections_referrals_debtor_id", "collections_referrals", ["debtor_id"])
     op.create_index("ix_collections_referrals_created_at", "collections_referrals", ["created_at"])
