@@ -79,9 +79,26 @@ def rasa_url(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Ite
         auth_token=API_TOKEN,
         log_dir=scratch / "log",
         extra_env={"TRACKER_DB": str(scratch / "tracker.db"), "DATABASE_URL": database_url},
+        console_port=int(os.environ.get("E2E_CONSOLE_PORT", 15080)),
     )
     with Stack(config) as stack:
+        _consoles[stack.config.rasa_url] = stack.config.console_url
         yield stack.config.rasa_url
+
+
+#: The staff console started with each stack, by the stack's Rasa URL.
+_consoles: dict[str, str] = {}
+
+
+@pytest.fixture(scope="session")
+def console_url(rasa_url: str) -> str:
+    """URL of the staff console of the stack under test."""
+    if rasa_url in _consoles:
+        return _consoles[rasa_url]
+    existing = os.environ.get("E2E_CONSOLE_URL")
+    if not existing:
+        pytest.fail("E2E_RASA_URL is set: set E2E_CONSOLE_URL to its staff console too")
+    return existing.rstrip("/")
 
 
 @pytest.fixture(autouse=True)
