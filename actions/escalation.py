@@ -31,6 +31,7 @@ from bot.accounts import AccountSummary, account_summaries
 from bot.agreements import account_to_negotiate, latest_agreement
 from bot.handoff import (
     complaint_category,
+    mark_resumed,
     next_staff_opening,
     open_case,
     open_case_of,
@@ -389,7 +390,8 @@ class ActionHandoffResume(Action):
     """Run by the staff console when a case is closed: the assistant answers again.
 
     It does nothing while the conversation still has an open case, so that
-    nothing but closing the case resumes the bot.
+    nothing but closing the case resumes the bot, and records the resumption so
+    that the console stops retrying it.
     """
 
     def name(self) -> str:
@@ -400,7 +402,9 @@ class ActionHandoffResume(Action):
     ) -> list[EventType]:
         if await open_case_of(database(), tracker.sender_id) is not None:
             return []
-        if tracker.get_slot(HANDOFF_REFERENCE) is None:
+        await mark_resumed(database(), tracker.sender_id)
+        if not tracker.is_paused():
+            # Already answering (an earlier resume got through): say nothing twice.
             return []
         dispatcher.utter_message(response="utter_handoff_resumed")
         return [

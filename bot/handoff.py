@@ -22,6 +22,7 @@ from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import aliased
 
 from bot import audit
 from bot.db.engine import Database
@@ -37,6 +38,8 @@ from bot.db.models import (
 from bot.policy import Escalation, StaffHours
 
 BEIJING = ZoneInfo("Asia/Shanghai")
+#: The table's columns, for expressions the typed attributes cannot express.
+CASES = HandoffCase.__table__
 CASE_PREFIX = "RG"
 REFERRAL_PREFIX = "CS"
 
@@ -67,12 +70,13 @@ class CaseView:
     created_at: datetime
     claimed_at: datetime | None
     closed_at: datetime | None
+    resumed_at: datetime | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready: times as ISO 8601."""
         data = {name: getattr(self, name) for name in self.__dataclass_fields__}
         data["summary"] = dict(self.summary)
-        for name in ("created_at", "claimed_at", "closed_at"):
+        for name in ("created_at", "claimed_at", "closed_at", "resumed_at"):
             value = data[name]
             data[name] = None if value is None else value.isoformat()
         return data
@@ -150,6 +154,7 @@ def _view(case: HandoffCase, staff_name: str | None) -> CaseView:
         created_at=case.created_at,
         claimed_at=case.claimed_at,
         closed_at=case.closed_at,
+        resumed_at=case.resumed_at,
     )
 
 
@@ -544,6 +549,49 @@ async def close_case(
     view = await get_case(db, case_id)
     assert view is not None
     return view
+
+
+async def mark_resumed(db: Database, conversation_id: str) -> None:
+    """Record that the assistant answers the conversation again after its closed cases."""
+    async with db.session() as session:
+        await session.execute(
+            sa.update(HandoffCase)
+            .where(
+                HandoffCase.conversation_id == conversation_id,
+                HandoffCase.status == "closed",
+                CASES.c.resumed_at.is_(None),
+            )
+            .values(resumed_at=utcnow())
+            .execution_options(synchronize_session=False)
+        )
+        await session.commit()
+
+
+async def awaiting_resume(db: Database, closed_since: datetime) -> list[CaseView]:
+    """Cases closed since `closed_since` whose conversation the assistant has not resumed.
+
+    Kept in the database, so that whoever closes a case (or retries after a
+    failure, or after a restart) can tell the assistant to answer again. A
+    conversation with a newer open case is left alone.
+    """
+    newer = aliased(HandoffCase)
+    async with db.session() as session:
+        rows = (
+            await session.execute(
+                _with_staff_name()
+                .where(
+                    HandoffCase.status == "closed",
+                    CASES.c.resumed_at.is_(None),
+                    CASES.c.closed_at >= closed_since,
+                    ~sa.exists().where(
+                        newer.conversation_id == HandoffCase.conversation_id,
+                        newer.status != "closed",
+                    ),
+                )
+                .order_by(HandoffCase.closed_at)
+            )
+        ).all()
+    return [_view(case, name) for case, name in rows]
 
 
 async def acknowledge_referral(db: Database, referral_id: int, staff: StaffMember) -> None:

@@ -25,7 +25,7 @@ from sqlalchemy.exc import IntegrityError
 
 from bot import audit
 from bot.db.engine import Database
-from bot.db.models import STAFF_ROLES, SignInFailure, StaffMember, utcnow
+from bot.db.models import STAFF_ROLES, RevokedSession, SignInFailure, StaffMember, utcnow
 
 USERNAME_PATTERN = re.compile(r"[a-z0-9_.-]{2,64}")
 MIN_PASSWORD_LENGTH = 10
@@ -273,3 +273,31 @@ async def authenticate(
         )
         await session.commit()
     return member
+
+
+# --- signed-out sessions -----------------------------------------------------------------
+
+_revoked = RevokedSession.__table__
+
+
+async def revoke_session(db: Database, session_id: str, lifetime_seconds: int) -> None:
+    """Refuse the session `session_id` from now on (its cookie lives `lifetime_seconds`)."""
+    now = utcnow()
+    async with db.session() as session:
+        # Revocations of cookies that have expired anyway are no longer needed.
+        await session.execute(sa.delete(_revoked).where(_revoked.c.expires_at < now))
+        exists = await session.get(RevokedSession, session_id)
+        if exists is None:
+            session.add(
+                RevokedSession(
+                    session_id=session_id,
+                    expires_at=now + timedelta(seconds=lifetime_seconds),
+                )
+            )
+        await session.commit()
+
+
+async def is_revoked(db: Database, session_id: str) -> bool:
+    """Whether the session was signed out."""
+    async with db.session() as session:
+        return await session.get(RevokedSession, session_id) is not None

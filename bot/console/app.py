@@ -11,17 +11,17 @@ collections referrals included.
 
 Staff replies and the resumption of the assistant after a case is closed go
 through the Rasa HTTP API (`rasa_api`). A resumption that fails is retried in
-the background every `resume_retry_seconds`; the list of those waiting for a
-retry is kept in memory, so a restart of the console forgets it.
+the background every `resume_retry_seconds` for a day; the cases still waiting
+are read from the database, so a restart of the console forgets none.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
@@ -36,7 +36,7 @@ from bot import staff as staff_accounts
 from bot import transcript as transcripts
 from bot.console import labels
 from bot.console.rasa_api import RasaClient, RasaError
-from bot.console.sessions import Session, SessionStore
+from bot.console.sessions import MAX_AGE_SECONDS, Session, SessionStore
 from bot.db.engine import Database
 from bot.db.models import HANDOFF_OUTCOMES, StaffMember, utcnow
 from bot.handoff import CaseError, CaseView, ReferralView
@@ -88,17 +88,6 @@ class Problem(Exception):
 
 
 @dataclass
-class PendingResume:
-    """A closed case whose conversation Rasa has not been told to resume yet."""
-
-    case_id: int
-    reference: str
-    conversation_id: str
-    first_failed: float = field(default_factory=time.monotonic)
-    attempts: int = 1
-
-
-@dataclass
 class Console:
     """The application's state."""
 
@@ -106,42 +95,30 @@ class Console:
     rasa: RasaClient
     sessions: SessionStore
     resume_retry_seconds: float
-    pending_resumes: dict[int, PendingResume] = field(default_factory=dict)
 
     async def resume(self, case: CaseView) -> bool:
-        """Tell Rasa to resume the case's conversation; on failure, queue a retry."""
+        """Tell Rasa to resume the case's conversation; False if that failed (retried later)."""
         try:
             await self.rasa.resume(case.conversation_id)
         except RasaError as error:
             logger.warning("resuming %s failed, will retry: %s", case.reference, error)
-            self.pending_resumes.setdefault(
-                case.id, PendingResume(case.id, case.reference, case.conversation_id)
-            )
             return False
         return True
 
     async def retry_resumes(self) -> None:
-        """Retry every pending resumption once."""
-        for pending in list(self.pending_resumes.values()):
-            if await handoff.open_case_of(self.db, pending.conversation_id) is not None:
-                # A new case took the conversation over: resuming now would be wrong.
-                del self.pending_resumes[pending.case_id]
-                continue
+        """Ask Rasa again to resume every recently closed case it has not resumed.
+
+        Which cases still wait is in the database (`handoff_cases.resumed_at`,
+        set by the assistant's resume action), so a restart forgets nothing.
+        """
+        since = datetime.now(timezone.utc) - timedelta(seconds=RESUME_GIVE_UP_SECONDS)
+        for case in await handoff.awaiting_resume(self.db, since):
             try:
-                await self.rasa.resume(pending.conversation_id)
+                await self.rasa.resume(case.conversation_id)
             except RasaError as error:
-                pending.attempts += 1
-                if time.monotonic() - pending.first_failed > RESUME_GIVE_UP_SECONDS:
-                    logger.error(
-                        "gave up resuming %s after %d attempts: %s",
-                        pending.reference,
-                        pending.attempts,
-                        error,
-                    )
-                    del self.pending_resumes[pending.case_id]
+                logger.warning("resuming %s failed again: %s", case.reference, error)
                 continue
-            logger.info("resumed %s after %d attempts", pending.reference, pending.attempts)
-            del self.pending_resumes[pending.case_id]
+            logger.info("resumed %s", case.reference)
 
 
 CONSOLE = web.AppKey("console", Console)
@@ -427,6 +404,8 @@ async def authenticate(
     """Load the session and its staff member; refuse anonymous requests and bad CSRF."""
     console = request.app[CONSOLE]
     session = console.sessions.load(request)
+    if session is not None and await staff_accounts.is_revoked(console.db, session.session_id):
+        session = None
     member: StaffMember | None = None
     if session is not None and session.staff_id is not None:
         found = await staff_accounts.get_staff(console.db, session.staff_id)
@@ -513,7 +492,10 @@ async def logout(request: web.Request) -> web.Response:
     console = _console(request)
     member = _staff(request)
     response = _see_other("/login?notice=signed_out")
-    console.sessions.clear(response, _session(request))
+    session = _session(request)
+    if session is not None:
+        await staff_accounts.revoke_session(console.db, session.session_id, MAX_AGE_SECONDS)
+    console.sessions.clear(response)
     await audit.record(console.db, f"staff:{member.username}", "staff_signed_out")
     return response
 

@@ -2,16 +2,15 @@
 
 The cookie holds, signed with the secret key (itsdangerous), the staff member's
 id (none before sign-in), a CSRF token and a random session id. It is valid for
-12 hours from sign-in. Signing out forgets the cookie and remembers the session
-id as revoked until it would have expired anyway (in memory: a restart forgets
-the revocations, which only matters if the secret key is kept across it).
+12 hours from sign-in. Signing out forgets the cookie; the application also
+records the session id as revoked in the database (`bot.staff.revoke_session`),
+so a copy of the cookie stops working too, across restarts and instances.
 """
 
 from __future__ import annotations
 
 import hmac
 import secrets
-import time
 from dataclasses import dataclass
 
 from aiohttp import web
@@ -45,7 +44,6 @@ class SessionStore:
             raise ValueError("the console's secret key must have at least 16 bytes")
         self._serializer = URLSafeTimedSerializer(secret_key, salt=_SALT)
         self.secure = secure
-        self._revoked: dict[str, float] = {}
 
     @staticmethod
     def new(staff_id: int | None) -> Session:
@@ -53,7 +51,7 @@ class SessionStore:
         return Session(staff_id, secrets.token_urlsafe(32), secrets.token_urlsafe(16))
 
     def load(self, request: web.Request) -> Session | None:
-        """The request's valid, unexpired, unrevoked session, or None."""
+        """The request's validly signed, unexpired session, or None (revocation is not checked)."""
         cookie = request.cookies.get(COOKIE_NAME)
         if not cookie or len(cookie) > 4096:
             return None
@@ -67,8 +65,6 @@ class SessionStore:
         if not isinstance(csrf, str) or not isinstance(session_id, str):
             return None
         if staff_id is not None and not isinstance(staff_id, int):
-            return None
-        if session_id in self._revoked:
             return None
         return Session(staff_id, csrf, session_id)
 
@@ -87,10 +83,7 @@ class SessionStore:
             secure=self.secure,
         )
 
-    def clear(self, response: web.StreamResponse, session: Session | None) -> None:
-        """Forget the cookie; a copy of it kept elsewhere no longer works either."""
-        if session is not None:
-            now = time.time()
-            self._revoked = {sid: end for sid, end in self._revoked.items() if end > now}
-            self._revoked[session.session_id] = now + MAX_AGE_SECONDS
+    @staticmethod
+    def clear(response: web.StreamResponse) -> None:
+        """Delete the cookie from the browser."""
         response.del_cookie(COOKIE_NAME, path="/")

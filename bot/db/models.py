@@ -393,6 +393,15 @@ class StaffMember(Base):
     created_at: datetime = sa.Column(UTCDateTime, nullable=False, default=utcnow)
 
 
+class RevokedSession(Base):
+    """A console session signed out before its cookie expires; the cookie no longer works."""
+
+    __tablename__ = "staff_revoked_sessions"
+
+    session_id: str = sa.Column(sa.String(64), primary_key=True)
+    expires_at: datetime = sa.Column(UTCDateTime, nullable=False, index=True)
+
+
 class SignInFailure(Base):
     """A failed console sign-in, counted per user name and per address to rate-limit."""
 
@@ -460,6 +469,8 @@ class HandoffCase(Base):
     created_at: datetime = sa.Column(UTCDateTime, nullable=False, default=utcnow)
     claimed_at: datetime | None = sa.Column(UTCDateTime, nullable=True)
     closed_at: datetime | None = sa.Column(UTCDateTime, nullable=True)
+    #: When the assistant answered the conversation again after the case closed.
+    resumed_at: datetime | None = sa.Column(UTCDateTime, nullable=True)
 
 
 class CollectionsReferral(Base):

@@ -165,13 +165,14 @@ def tracker(
     active_loop: str | None = None,
     channel: str = "rest",
     sender: str = SENDER,
+    paused: bool = False,
 ) -> Tracker:
     return Tracker(
         sender_id=sender,
         slots=slots or {},
         latest_message={"text": text, "intent": {"name": intent}, "entities": []},
         events=[*(before or []), *said(text, intent, channel)],
-        paused=False,
+        paused=paused,
         followup_action=None,
         active_loop={"name": active_loop} if active_loop else {},
         latest_action_name="action_listen",
@@ -771,13 +772,15 @@ async def test_the_bot_resumes_only_once_the_case_is_closed(
         "offers": OFFERS,
     }
     dispatcher = CollectingDispatcher()
-    events = await ActionHandoffResume().run(dispatcher, tracker("", slots), {})
+    events = await ActionHandoffResume().run(dispatcher, tracker("", slots, paused=True), {})
     assert events == []
     assert dispatcher.messages == []
 
     await close_case(common.database(), case["id"], await add_supervisor(), "plan_agreed", "")
+    assert cases()[0]["resumed_at"] is None
     dispatcher = CollectingDispatcher()
-    events = await ActionHandoffResume().run(dispatcher, tracker("", slots), {})
+    events = await ActionHandoffResume().run(dispatcher, tracker("", slots, paused=True), {})
+    assert cases()[0]["resumed_at"] is not None
     assert events == [
         ConversationResumed(),
         SlotSet("handoff_reference", None),
@@ -786,7 +789,7 @@ async def test_the_bot_resumes_only_once_the_case_is_closed(
         SlotSet("selected_offer", None),
     ]
     assert dispatcher.messages == [message("utter_handoff_resumed")]
-    # Without a handoff to resume from, nothing happens.
+    # Once resumed (the conversation is not paused), a repeated resume says nothing twice.
     dispatcher = CollectingDispatcher()
     assert await ActionHandoffResume().run(dispatcher, tracker("", {}), {}) == []
     assert dispatcher.messages == []

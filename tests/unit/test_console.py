@@ -29,7 +29,7 @@ import sqlalchemy as sa
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
-from bot import audit, staff
+from bot import audit, handoff, staff
 from bot.console import __main__ as cli
 from bot.console.app import CONSOLE, create_app
 from bot.db.engine import REPO_ROOT, Database
@@ -56,10 +56,15 @@ def _cheap_argon2() -> Iterator[None]:
 
 @dataclass
 class FakeRasa:
-    """Records the requests it gets; answers 500 while `fail` is set."""
+    """Records the requests it gets; answers 500 while `fail` is set.
+
+    With `db` set, a successful `action_handoff_resume` records the resumption
+    in the database, as the assistant's action does.
+    """
 
     requests: list[dict[str, Any]] = field(default_factory=list)
     fail: bool = False
+    db: Database | None = None
 
     async def handle(self, request: web.Request) -> web.Response:
         self.requests.append(
@@ -72,6 +77,9 @@ class FakeRasa:
         )
         if self.fail:
             return web.json_response({"message": "boom"}, status=500)
+        body = self.requests[-1]["body"]
+        if self.db is not None and body == {"name": "action_handoff_resume"}:
+            await handoff.mark_resumed(self.db, request.match_info["conversation_id"])
         return web.json_response({"sender_id": "x"})
 
 
@@ -669,9 +677,15 @@ async def test_close_resumes_the_assistant(console: Console) -> None:
     assert again.status == 404  # closed: no longer hers to see
 
 
+async def awaiting(db: Database) -> list[int]:
+    since = datetime.now(timezone.utc) - timedelta(hours=1)
+    return [case.id for case in await handoff.awaiting_resume(db, since)]
+
+
 async def test_a_failed_resume_keeps_the_case_closed_warns_and_is_retried(
     console: Console,
 ) -> None:
+    console.rasa.db = console.db
     case_id, alice, token = await claimed_case(console)
     console.rasa.fail = True
     response = await alice.post(
@@ -680,24 +694,26 @@ async def test_a_failed_resume_keeps_the_case_closed_warns_and_is_retried(
     assert response.status == 200
     assert "未能通知智能助手恢复对话" in await response.text()
     assert (await case_row(console.db, case_id)).status == "closed"
-    state = console.app[CONSOLE]
-    assert list(state.pending_resumes) == [case_id]
+    assert await awaiting(console.db) == [case_id]
 
-    await state.retry_resumes()  # Rasa still failing: kept
-    assert list(state.pending_resumes) == [case_id]
+    state = console.app[CONSOLE]
+    await state.retry_resumes()  # Rasa still failing: still waiting
+    assert await awaiting(console.db) == [case_id]
     console.rasa.fail = False
     await state.retry_resumes()
-    assert state.pending_resumes == {}
+    assert await awaiting(console.db) == []
+    await state.retry_resumes()  # nothing left to resume: no more requests
     assert [r["body"] for r in console.rasa.requests] == [{"name": "action_handoff_resume"}] * 3
 
 
-async def test_failed_resumes_are_retried_in_the_background(
+async def test_failed_resumes_are_retried_in_the_background_even_after_a_restart(
     db: Database, fake_rasa: tuple[FakeRasa, str], tracker_db: Path
 ) -> None:
     rasa, url = fake_rasa
+    rasa.db = db
     member = await staff.create_staff(db, "sam", "张主管", PASSWORD, "supervisor")
     case_id = await add_case(db, CONVERSATION)
-    server, app = await start_console(db, rasa, url, resume_retry_seconds=0.05)
+    server, app = await start_console(db, rasa, url, resume_retry_seconds=3600)
     client = TestClient(server)
     try:
         await client.start_server()
@@ -711,12 +727,19 @@ async def test_failed_resumes_are_retried_in_the_background(
         )
         data = await response.json()
         assert response.status == 200 and data["resumed"] is False and "自动重试" in data["warning"]
-        rasa.fail = False
+    finally:
+        await client.close()  # the console stops before it could retry
+
+    rasa.fail = False
+    server, app = await start_console(db, rasa, url, resume_retry_seconds=0.05)
+    client = TestClient(server)
+    try:
+        await client.start_server()
         for _ in range(100):
-            if not app[CONSOLE].pending_resumes:
+            if not await awaiting(db):
                 break
             await asyncio.sleep(0.05)
-        assert app[CONSOLE].pending_resumes == {}
+        assert await awaiting(db) == []
         assert rasa.requests[-1]["body"] == {"name": "action_handoff_resume"}
     finally:
         await client.close()
@@ -725,6 +748,7 @@ async def test_failed_resumes_are_retried_in_the_background(
 async def test_a_resume_is_dropped_when_a_new_case_took_the_conversation(
     console: Console,
 ) -> None:
+    console.rasa.db = console.db
     case_id, alice, token = await claimed_case(console)
     console.rasa.fail = True
     await alice.post(
@@ -732,9 +756,7 @@ async def test_a_resume_is_dropped_when_a_new_case_took_the_conversation(
     )
     await add_case(console.db, CONVERSATION, reason="distress", priority=1)
     console.rasa.fail = False
-    state = console.app[CONSOLE]
-    await state.retry_resumes()
-    assert state.pending_resumes == {}
+    await console.app[CONSOLE].retry_resumes()
     assert len(console.rasa.requests) == 1  # only the failed first attempt
 
 

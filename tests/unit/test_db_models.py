@@ -48,6 +48,7 @@ TABLES = {
     "negotiation_proposals",
     "staff_members",
     "staff_sign_in_failures",
+    "staff_revoked_sessions",
     "handoff_cases",
     "collections_referrals",
 }

@@ -46,6 +46,14 @@ def upgrade() -> None:
         sa.CheckConstraint(_in("role", STAFF_ROLES), name="ck_staff_members_role"),
     )
     op.create_table(
+        "staff_revoked_sessions",
+        sa.Column("session_id", sa.String(64), primary_key=True),
+        sa.Column("expires_at", TIME, nullable=False),
+    )
+    op.create_index(
+        "ix_staff_revoked_sessions_expires_at", "staff_revoked_sessions", ["expires_at"]
+    )
+    op.create_table(
         "staff_sign_in_failures",
         sa.Column("id", sa.Integer(), primary_key=True),
         sa.Column("key", sa.String(300), nullable=False),
@@ -92,6 +100,7 @@ def upgrade() -> None:
         sa.Column("created_at", TIME, nullable=False),
         sa.Column("claimed_at", TIME, nullable=True),
         sa.Column("closed_at", TIME, nullable=True),
+        sa.Column("resumed_at", TIME, nullable=True),
         sa.UniqueConstraint("reference", name="uq_handoff_cases_reference"),
         sa.CheckConstraint(_in("reason", HANDOFF_REASONS), name="ck_handoff_cases_reason"),
         sa.CheckConstraint(_in("status", HANDOFF_STATUSES), name="ck_handoff_cases_status"),
@@ -165,4 +174,5 @@ def downgrade() -> None:
     op.drop_index("uq_handoff_cases_open_conversation", table_name="handoff_cases")
     op.drop_table("handoff_cases")
     op.drop_table("staff_sign_in_failures")
+    op.drop_table("staff_revoked_sessions")
     op.drop_table("staff_members")
