@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import urllib.parse
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -149,6 +150,53 @@ def handoff_cases(database_url: str, conversation_id: str) -> list[dict[str, Any
         "SELECT * FROM handoff_cases WHERE conversation_id = :c ORDER BY id",
         c=conversation_id,
     )
+
+
+# --- the Rasa HTTP API, as the staff console uses it ---------------------------------------
+
+
+async def tracker_of(rasa_url: str, sender: str) -> dict[str, Any]:
+    """The conversation as the Rasa HTTP API returns it."""
+    url = f"{rasa_url}/conversations/{urllib.parse.quote(sender, safe='')}/tracker"
+    async with aiohttp.ClientSession() as session:
+        async with session.get(url, params={"token": API_TOKEN}) as response:
+            assert response.status == 200
+            return await response.json()
+
+
+async def staff_reply(rasa_url: str, sender: str, text: str) -> None:
+    """What the staff console sends through Rasa's HTTP API."""
+    url = f"{rasa_url}/conversations/{urllib.parse.quote(sender, safe='')}/tracker/events"
+    params = {"token": API_TOKEN, "output_channel": "latest", "execute_side_effects": "true"}
+    body = [{"event": "bot", "text": text, "metadata": {"staff": "李专员", "handoff": "test"}}]
+    async with aiohttp.ClientSession() as session:
+        async with session.post(url, params=params, json=body) as response:
+            assert response.status == 200, await response.text()
+
+
+async def resume(rasa_url: str, sender: str) -> list[dict[str, Any]]:
+    """Run the resume action as the console does after closing; the bot's messages."""
+    url = f"{rasa_url}/conversations/{urllib.parse.quote(sender, safe='')}/execute"
+    params = {"token": API_TOKEN, "output_channel": "latest"}
+    async with aiohttp.ClientSession() as session:
+        async with session.post(
+            url, params=params, json={"name": "action_handoff_resume"}
+        ) as response:
+            assert response.status == 200, await response.text()
+            messages: list[dict[str, Any]] = (await response.json()).get("messages", [])
+    assert_conduct(messages)
+    return messages
+
+
+async def staff_messages(rasa_url: str, sender: str, after: float = 0) -> list[dict[str, Any]]:
+    """Staff replies as a REST client polls for them."""
+    async with aiohttp.ClientSession() as session:
+        async with session.get(
+            f"{rasa_url}/webhooks/rest/staff_messages",
+            params={"sender": sender, "after": str(after)},
+        ) as response:
+            assert response.status == 200
+            return await response.json()
 
 
 def assert_conduct(replies: list[dict[str, Any]]) -> None:

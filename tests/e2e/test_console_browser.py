@@ -18,7 +18,6 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
 
-import aiohttp
 import pytest
 from selenium import webdriver
 from selenium.webdriver.chrome.service import Service
@@ -29,7 +28,7 @@ from selenium.webdriver.support.ui import Select
 from bot import staff
 from bot.db.engine import Database
 from bot.stack import ROOT
-from tests.e2e.conftest import RestClient, handoff_cases
+from tests.e2e.conftest import RestClient, handoff_cases, staff_messages
 from tests.e2e.conversations import reply_text
 
 pytestmark = pytest.mark.e2e
@@ -54,7 +53,7 @@ def browser(tmp_path: Path) -> Iterator[WebDriver]:
         "--disable-component-update",
         "--disable-sync",
         "--no-first-run",
-        "--window-size=1280,900",
+        "--window-size=1280,1400",
         f"--user-data-dir={tmp_path / 'chromium'}",
     ):
         options.add_argument(flag)
@@ -75,15 +74,6 @@ async def eventually(check: Callable[[], T | None], what: str, timeout: float = 
         if time.monotonic() > deadline:
             pytest.fail(f"timed out waiting for {what}")
         await asyncio.sleep(0.3)
-
-
-async def staff_messages(rasa_url: str, sender: str) -> list[dict[str, Any]]:
-    async with aiohttp.ClientSession() as session:
-        async with session.get(
-            f"{rasa_url}/webhooks/rest/staff_messages", params={"sender": sender}
-        ) as response:
-            assert response.status == 200
-            return await response.json()
 
 
 async def test_a_negotiator_takes_over_and_gives_the_conversation_back(
@@ -152,6 +142,7 @@ async def test_a_negotiator_takes_over_and_gives_the_conversation_back(
         lambda: answer in browser.find_element(By.ID, "transcript").text,
         "the reply in the transcript",
     )
+    browser.execute_script("window.scrollTo(0, 0)")
     browser.save_screenshot(str(RESULTS / "console-case.png"))
     assert handoff_cases(database_url, client.sender)[0]["status"] == "claimed"
 

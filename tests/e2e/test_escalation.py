@@ -11,17 +11,24 @@ back to the bot.
 from __future__ import annotations
 
 import json
-import urllib.parse
 from collections.abc import Iterator
 from typing import Any
 
-import aiohttp
 import pytest
 
 from bot.db.engine import Database
 from bot.db.models import StaffMember
 from bot.handoff import claim_case, close_case
-from tests.e2e.conftest import API_TOKEN, RestClient, execute, handoff_cases, query
+from tests.e2e.conftest import (
+    RestClient,
+    execute,
+    handoff_cases,
+    query,
+    resume,
+    staff_messages,
+    staff_reply,
+    tracker_of,
+)
 from tests.e2e.conversations import CONVERSATIONS_DIR, play, reply_text
 
 pytestmark = pytest.mark.e2e
@@ -195,45 +202,6 @@ async def test_a_marked_account_declining_a_person_is_referred(
 # --- pause and resume --------------------------------------------------------------------
 
 
-async def _tracker(rasa_url: str, sender: str) -> dict[str, Any]:
-    url = f"{rasa_url}/conversations/{urllib.parse.quote(sender, safe='')}/tracker"
-    async with aiohttp.ClientSession() as session:
-        async with session.get(url, params={"token": API_TOKEN}) as response:
-            assert response.status == 200
-            return await response.json()
-
-
-async def _staff_reply(rasa_url: str, sender: str, text: str) -> None:
-    """What the staff console sends through Rasa's HTTP API."""
-    url = f"{rasa_url}/conversations/{urllib.parse.quote(sender, safe='')}/tracker/events"
-    params = {"token": API_TOKEN, "output_channel": "latest", "execute_side_effects": "true"}
-    body = [{"event": "bot", "text": text, "metadata": {"staff": "李专员", "handoff": "test"}}]
-    async with aiohttp.ClientSession() as session:
-        async with session.post(url, params=params, json=body) as response:
-            assert response.status == 200, await response.text()
-
-
-async def _resume(rasa_url: str, sender: str) -> list[dict[str, Any]]:
-    url = f"{rasa_url}/conversations/{urllib.parse.quote(sender, safe='')}/execute"
-    params = {"token": API_TOKEN, "output_channel": "latest"}
-    async with aiohttp.ClientSession() as session:
-        async with session.post(
-            url, params=params, json={"name": "action_handoff_resume"}
-        ) as response:
-            assert response.status == 200, await response.text()
-            return (await response.json()).get("messages", [])
-
-
-async def _staff_messages(rasa_url: str, sender: str, after: float = 0) -> list[dict[str, Any]]:
-    async with aiohttp.ClientSession() as session:
-        async with session.get(
-            f"{rasa_url}/webhooks/rest/staff_messages",
-            params={"sender": sender, "after": str(after)},
-        ) as response:
-            assert response.status == 200
-            return await response.json()
-
-
 async def test_paused_while_a_person_holds_it_and_resumed_when_closed(
     client: RestClient, database_url: str, rasa_url: str
 ) -> None:
@@ -244,7 +212,7 @@ async def test_paused_while_a_person_holds_it_and_resumed_when_closed(
         assert await client.say(text) == []
     said = [
         e["text"]
-        for e in (await _tracker(rasa_url, client.sender))["events"]
+        for e in (await tracker_of(rasa_url, client.sender))["events"]
         if e["event"] == "user"
     ]
     assert said[-len(held) :] == held
@@ -263,20 +231,20 @@ async def test_paused_while_a_person_holds_it_and_resumed_when_closed(
             await session.commit()
             await session.refresh(staff)
         await claim_case(db, case["id"], staff)
-        await _staff_reply(rasa_url, client.sender, "您好，我是协商专员小李，我们来看看您的情况。")
-        [message] = await _staff_messages(rasa_url, client.sender)
+        await staff_reply(rasa_url, client.sender, "您好，我是协商专员小李，我们来看看您的情况。")
+        [message] = await staff_messages(rasa_url, client.sender)
         assert message["text"] == "您好，我是协商专员小李，我们来看看您的情况。"
         assert message["staff"] == "李专员"
-        assert await _staff_messages(rasa_url, client.sender, after=message["timestamp"]) == []
+        assert await staff_messages(rasa_url, client.sender, after=message["timestamp"]) == []
         assert await client.say("好的谢谢") == []
 
         # Resuming before the case is closed does nothing.
-        assert await _resume(rasa_url, client.sender) == []
+        assert await resume(rasa_url, client.sender) == []
         assert await client.say("还在吗") == []
 
         await close_case(db, case["id"], staff, "other", "已电话沟通")
     finally:
         await db.dispose()
-    resumed = reply_text(await _resume(rasa_url, client.sender))
+    resumed = reply_text(await resume(rasa_url, client.sender))
     assert "智能助手继续为您服务" in resumed
     assert "征信" in reply_text(await client.say("逾期会影响征信吗"))

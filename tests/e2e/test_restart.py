@@ -10,8 +10,10 @@ import pytest
 
 from bot.audit import entries
 from bot.db.engine import Database
+from bot.db.models import StaffMember
+from bot.handoff import close_case
 from bot.stack import Stack, StackConfig
-from tests.e2e.conftest import RestClient
+from tests.e2e.conftest import API_TOKEN, RestClient, handoff_cases, resume, tracker_of
 from tests.e2e.conversations import reply_text
 
 pytestmark = pytest.mark.e2e
@@ -22,6 +24,7 @@ def _stack(database_url: str, scratch: Path) -> Stack:
         StackConfig(
             rasa_port=16005,
             action_port=16055,
+            auth_token=API_TOKEN,
             log_dir=scratch / "log",
             extra_env={"TRACKER_DB": str(scratch / "tracker.db"), "DATABASE_URL": database_url},
         )
@@ -55,8 +58,8 @@ async def test_form_state_lockout_and_audit_survive_a_restart(
             assert "手机号" in reply
             reply = await _say(session, url, sender, "13800138000")
             assert "暂停" in reply and "核实成功" not in reply
-            reply = await _say(session, url, sender, wrong.format("1234"))
-            assert "暂停" in reply and "23,560" not in reply
+            # Locked: the conversation waits for a person, and the bot stays silent.
+            assert await _say(session, url, sender, wrong.format("1234")) == ""
 
     db = Database(database_url)
     try:
@@ -66,3 +69,42 @@ async def test_form_state_lockout_and_audit_survive_a_restart(
     assert actions.count("verification_failed") >= 3
     assert "verification_locked" in actions
     assert "disclosure" not in actions
+
+
+async def test_a_handoff_survives_a_restart_and_resumes_after_it(
+    database_url: str, tmp_path: Path
+) -> None:
+    sender = f"restart-{uuid.uuid4().hex}"
+    with _stack(database_url, tmp_path) as stack:
+        async with aiohttp.ClientSession() as session:
+            url = stack.config.rasa_url
+            assert "案件编号" in await _say(session, url, sender, "转人工")
+            assert await _say(session, url, sender, "我先说一下情况") == ""
+
+    with _stack(database_url, tmp_path) as stack:
+        async with aiohttp.ClientSession() as session:
+            url = stack.config.rasa_url
+            # Still paused after the restart; nothing the debtor said is lost.
+            assert await _say(session, url, sender, "还有人吗") == ""
+            said = [
+                e["text"] for e in (await tracker_of(url, sender))["events"] if e["event"] == "user"
+            ]
+            assert said[-3:] == ["转人工", "我先说一下情况", "还有人吗"]
+            [case] = handoff_cases(database_url, sender)
+            db = Database(database_url)
+            try:
+                async with db.session() as s:
+                    boss = StaffMember(
+                        username=f"boss{case['id']}",
+                        display_name="主管",
+                        password_hash="x",
+                        role="supervisor",
+                    )
+                    s.add(boss)
+                    await s.commit()
+                    await s.refresh(boss)
+                await close_case(db, case["id"], boss, "no_contact", "")
+            finally:
+                await db.dispose()
+            assert "智能助手继续为您服务" in reply_text(await resume(url, sender))
+            assert "征信" in await _say(session, url, sender, "逾期会影响征信吗")
