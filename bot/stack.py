@@ -216,6 +216,10 @@ class Stack:
         self.stop()
 
 
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Run the assistant until Ctrl-C.")
     parser.add_argument("--port", type=int, default=int(os.environ.get("RASA_PORT", 5005)))
@@ -237,7 +241,12 @@ def main(argv: list[str] | None = None) -> int:
         console_demo_user=True,
     )
     stack = Stack(config)
-    print("Starting the action server and the Rasa server (logs in var/log/) ...", flush=True)
+    # `kill` (SIGTERM) stops the children too, as Ctrl-C does.
+    signal.signal(signal.SIGTERM, _interrupt)
+    print(
+        "Starting the action server, the Rasa server and the staff console (logs in var/log/) ...",
+        flush=True,
+    )
     try:
         stack.start()
         print(
