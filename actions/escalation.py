@@ -28,7 +28,7 @@ from rasa_sdk.types import DomainDict
 
 from actions.common import BEIJING, database
 from bot.accounts import AccountSummary, account_summaries
-from bot.agreements import account_to_negotiate, latest_agreement
+from bot.agreements import account_to_negotiate, latest_agreement, latest_proposal
 from bot.handoff import (
     complaint_category,
     mark_resumed,
@@ -121,6 +121,9 @@ async def case_summary(
         selected = tracker.get_slot("selected_offer")
         if selected:
             summary["offer_chosen"] = selected.get("offer")
+    proposal = await latest_proposal(database(), tracker.sender_id)
+    if proposal is not None:
+        summary["proposal"] = proposal
     if detail:
         summary["debtor_words"] = detail
     summary["recent_messages"] = _recent_messages(tracker)

@@ -216,12 +216,8 @@ async def offer_or_propose(
         affordable=money(assessment.affordable_monthly),
     )
     dispatcher.utter_message(response="utter_proposal_prepared", reference=reference)
-    handoff, _ = await hand_off(
-        dispatcher,
-        tracker,
-        "beyond_authority",
-        extra={"proposal": {"reference": reference, "reason": reason}},
-    )
+    # The case summary quotes the proposal just stored.
+    handoff, _ = await hand_off(dispatcher, tracker, "beyond_authority")
     return [SlotSet(OFFERS, None), SlotSet(SELECTED, None), SlotSet(STAGE, None), *handoff]
 
 

@@ -275,3 +275,26 @@ async def record_proposal(
         )
         await session.commit()
     return reference
+
+
+async def latest_proposal(db: Database, conversation_id: str) -> dict[str, Any] | None:
+    """The conversation's newest proposal for a negotiator, as stored, or None."""
+    query = (
+        sa.select(NegotiationProposal)
+        .where(NegotiationProposal.conversation_id == conversation_id)
+        .order_by(
+            NegotiationProposal.__table__.c.created_at.desc(),
+            NegotiationProposal.__table__.c.id.desc(),
+        )
+        .limit(1)
+    )
+    async with db.session() as session:
+        proposal = (await session.execute(query)).scalar_one_or_none()
+    if proposal is None:
+        return None
+    return {
+        "reference": proposal.reference,
+        "reason": proposal.reason,
+        "status": proposal.status,
+        "details": json.loads(proposal.details),
+    }

@@ -207,7 +207,11 @@ async def test_no_automatic_plan_but_a_proposal(client, database_url, name, reas
     assert details["circumstances"]["monthly_income"] in ("6000.00", "2000.00")
     assert "proposal_prepared" in found.audit
     # Beyond the assistant's authority: the conversation waits for a person.
-    assert [c["reason"] for c in handoff_cases(database_url, client.sender)] == ["beyond_authority"]
+    [case] = handoff_cases(database_url, client.sender)
+    assert case["reason"] == "beyond_authority"
+    summary = json.loads(case["summary"])
+    assert summary["proposal"]["reference"] == found.proposals[0]["reference"]
+    assert summary["circumstances"]["monthly_income"] in ("6000.00", "2000.00")
 
 
 @pytest.mark.parametrize(
