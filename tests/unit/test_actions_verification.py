@@ -9,7 +9,13 @@ from typing import Any
 
 import pytest
 from rasa_sdk import Tracker
-from rasa_sdk.events import ActionExecuted, FollowupAction, SlotSet, UserUttered
+from rasa_sdk.events import (
+    ActionExecuted,
+    ConversationPaused,
+    FollowupAction,
+    SlotSet,
+    UserUttered,
+)
 from rasa_sdk.executor import CollectingDispatcher
 
 from actions import common
@@ -221,13 +227,26 @@ async def test_locked_conversation_is_told_so_and_gets_no_form(seeded_database: 
     events = await ActionStartVerification().run(
         dispatcher, tracker("我想协商", intent="request_negotiation"), {}
     )
-    assert events == [
+    assert events[:4] == [
         SlotSet("pending_request", "request_negotiation"),
         SlotSet("debtor_name", None),
         SlotSet("id_last4", None),
         SlotSet("phone", None),
     ]
+    # A person can verify the debtor another way: the conversation is handed over.
+    reference = events[-3]["value"]
+    assert events[-3:] == [
+        SlotSet("handoff_reference", reference),
+        SlotSet("requested_slot", None),
+        ConversationPaused(),
+    ]
+    assert reference.startswith("RG")
     assert dispatcher.messages[0]["response"] == "utter_verification_locked"
+    assert dispatcher.messages[1]["response"] in {
+        "utter_handoff_waiting",
+        "utter_handoff_after_hours",
+    }
+    assert dispatcher.messages[1]["reference"] == reference
 
 
 async def test_forged_verified_slots_disclose_nothing(seeded_database: str) -> None:

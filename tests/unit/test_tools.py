@@ -58,11 +58,22 @@ def test_turn_check_reports_every_problem() -> None:
     turn = Turn(user="x", contains=["征信"], any_of=["五年", "5年"], not_contains=["罚息"])
     problems = check_turn(turn, [{"text": "罚息会上升，不还会坐牢"}])
     assert problems[:3] == ["missing '征信'", "none of ['五年', '5年']", "must not contain '罚息'"]
-    assert len(problems) == 4 and problems[3].startswith("forbidden")
+    assert problems[3:] == ["mentions arrest or jail: '坐牢'"]
 
 
-def test_turn_check_allows_saying_there_is_no_jail() -> None:
-    assert check_turn(Turn(user="x"), [{"text": "普通欠款还不上不会坐牢"}]) == []
+def test_turn_check_refuses_any_mention_of_jail_even_a_reassuring_one() -> None:
+    # The assistant reassures without the word: "不涉及刑事责任".
+    assert check_turn(Turn(user="x"), [{"text": "普通欠款还不上不会坐牢"}]) == [
+        "mentions arrest or jail: '坐牢'"
+    ]
+    assert check_turn(Turn(user="x"), [{"text": "普通欠款不涉及刑事责任"}]) == []
+
+
+def test_a_silent_turn_passes_only_when_silence_is_expected() -> None:
+    assert check_turn(Turn(user="x", no_reply=True), []) == []
+    assert check_turn(Turn(user="x", no_reply=True), [{"text": "您好"}]) == [
+        "the bot replied although a person holds the conversation"
+    ]
 
 
 def test_turn_check_fails_on_silence_and_counts_buttons() -> None:
