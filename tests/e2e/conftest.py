@@ -26,6 +26,7 @@ from psycopg2 import sql
 from bot.conduct import conduct_problems
 from bot.db.engine import sync_url
 from bot.stack import ROOT, Stack, StackConfig
+from tests.e2e.wechat_fake import stack_env as wechat_stack_env
 
 POSTGRES_URL = os.environ.get("E2E_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432")
 BACKENDS = os.environ.get("E2E_DATABASES", "sqlite,postgresql").split(",")
@@ -79,7 +80,11 @@ def rasa_url(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Ite
         action_port=int(os.environ.get("E2E_ACTION_PORT", 15055)),
         auth_token=API_TOKEN,
         log_dir=scratch / "log",
-        extra_env={"TRACKER_DB": str(scratch / "tracker.db"), "DATABASE_URL": database_url},
+        extra_env={
+            "TRACKER_DB": str(scratch / "tracker.db"),
+            "DATABASE_URL": database_url,
+            **wechat_stack_env(int(os.environ.get("E2E_WECHAT_PORT", 15099))),
+        },
         console_port=int(os.environ.get("E2E_CONSOLE_PORT", 15080)),
     )
     with Stack(config) as stack:
