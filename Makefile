@@ -26,7 +26,7 @@ help:
 	@echo "make test   everything CI runs"
 	@echo "make bench  replies/s and latency (starts its own stack)"
 
-$(INSTALLED): requirements.lock pyproject.toml .ci/setup-venv
+$(INSTALLED): requirements.lock pyproject.toml .ci/setup-venv bot/webchat/package-lock.json
 	.ci/setup-venv
 	@touch $@
 

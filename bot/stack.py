@@ -50,6 +50,16 @@ class StackConfig:
         return f"http://127.0.0.1:{self.console_port}"
 
 
+def _webchat_session_key() -> str:
+    """The key that signs web chat session ids, kept in `var/` across restarts."""
+    path = ROOT / "var" / "webchat-session.key"
+    if not path.exists():
+        path.parent.mkdir(exist_ok=True)
+        path.write_text(secrets.token_urlsafe(32), encoding="utf-8")
+        path.chmod(0o600)
+    return path.read_text(encoding="utf-8").strip()
+
+
 class Stack:
     """The action server and the Rasa server as child processes."""
 
@@ -62,6 +72,7 @@ class Stack:
         env.update(self.config.extra_env)
         env["ACTION_ENDPOINT_URL"] = self.config.action_url
         env.setdefault("TRACKER_DB", str(ROOT / "var" / "tracker.db"))
+        env.setdefault("WEBCHAT_SESSION_KEY", _webchat_session_key())
         env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
         env.setdefault("SQLALCHEMY_SILENCE_UBER_WARNING", "1")
         env["PYTHONPATH"] = f"{ROOT}{os.pathsep}{env.get('PYTHONPATH', '')}"
@@ -254,6 +265,7 @@ def main(argv: list[str] | None = None) -> int:
             f"  Chat in a terminal:  make shell\n"
             f"  REST channel:        POST {config.rasa_url}/webhooks/rest/webhook "
             '{"sender": "me", "message": "你好"}\n'
+            f"  Web chat page:       {config.rasa_url}/webhooks/webchat/\n"
             f"  socket.io channel:   {config.rasa_url}/socket.io\n"
             f"  HTTP API token:      {token}"
             + (" (generated; set RASA_AUTH_TOKEN to choose one)" if generated else "")

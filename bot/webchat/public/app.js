@@ -1,0 +1,329 @@
+// The debtors' web chat page: <deep-chat> for the UI, socket.io to Rasa's
+// `socketio` channel (same origin) for the messages.
+//
+// - The session id is kept in localStorage and sent in `session_request`, so
+//   Rasa (session_persistence: true) puts this socket in the conversation's
+//   room again after a reload or a reconnect; the messages shown are kept in
+//   localStorage too and shown again after a reload.
+// - Rasa's buttons (`quick_replies`) become buttons under the message:
+//   a click sends the payload and shows the title as the debtor's message.
+// - Staff replies during a handoff arrive as ordinary `bot_uttered` events.
+//   A message that names its sender (`staff`, or `metadata.staff`) is marked as
+//   from a person; otherwise the page asks the REST channel's
+//   `staff_messages` which of the texts were written by staff, and marks those.
+import { io } from "./vendor/socket.io.esm.min.js";
+import "./vendor/deep-chat.js";
+import { escapeHtml, formatBotText } from "./format.js";
+
+const STORE_KEY = "debt-webchat.v1";
+const MAX_STORED = 300;
+const TYPING_TIMEOUT_MS = 10000;
+const MAX_MESSAGE_LENGTH = 500;
+
+const chat = document.createElement("deep-chat");
+chat.id = "chat";
+chat.setAttribute("role", "region");
+chat.setAttribute("aria-label", "与还款协商助手的对话");
+// deep-chat fetches a font from Google unless its element names another family.
+chat.style.fontFamily = getComputedStyle(document.documentElement).fontFamily;
+const statusLine = document.getElementById("status");
+
+// --- what is kept across reloads ------------------------------------------------------------
+
+function loadState() {
+  try {
+    const saved = JSON.parse(localStorage.getItem(STORE_KEY) || "{}");
+    return {
+      sessionId: typeof saved.sessionId === "string" ? saved.sessionId : null,
+      messages: Array.isArray(saved.messages) ? saved.messages : [],
+      staffAfter: Number(saved.staffAfter) || 0,
+    };
+  } catch {
+    return { sessionId: null, messages: [], staffAfter: 0 };
+  }
+}
+
+const state = loadState();
+
+function saveState() {
+  state.messages = state.messages.slice(-MAX_STORED);
+  try {
+    localStorage.setItem(STORE_KEY, JSON.stringify(state));
+  } catch {
+    // Private mode or a full storage: the conversation still works, unsaved.
+  }
+}
+
+// --- rendering ------------------------------------------------------------------------------
+
+function quickRepliesHtml(message, index) {
+  if (!message.buttons || !message.buttons.length) return "";
+  const buttons = message.buttons
+    .map(
+      (button, i) =>
+        `<button type="button" class="quick-reply" data-message="${index}" data-button="${i}"` +
+        `${message.answered ? " disabled" : ""}>${escapeHtml(button.title)}</button>`,
+    )
+    .join("");
+  return `<div class="quick-replies" role="group" aria-label="快捷回复">${buttons}</div>`;
+}
+
+function botHtml(message, index) {
+  const from = message.staff
+    ? `<span class="from-staff">人工客服${message.staff === true ? "" : ` ${escapeHtml(message.staff)}`}</span>`
+    : "";
+  return (
+    `<div class="bot-message${message.staff ? " staff-message" : ""}" data-index="${index}">` +
+    from +
+    formatBotText(message.text) +
+    quickRepliesHtml(message, index) +
+    `</div>`
+  );
+}
+
+function toDeepChat(message, index) {
+  if (message.role === "user") return { role: "user", text: message.text };
+  return { role: "ai", html: botHtml(message, index) };
+}
+
+function rerender(index) {
+  const message = state.messages[index];
+  if (message && message.role !== "user" && chat.updateMessage) {
+    chat.updateMessage({ html: botHtml(message, index) }, index);
+    if (index === state.messages.length - 1) chat.scrollToBottom?.();
+  }
+}
+
+// --- typing indicator -----------------------------------------------------------------------
+
+const typingIndicator = document.getElementById("typing");
+let typingTimer = 0;
+
+function showTyping() {
+  clearTimeout(typingTimer);
+  typingIndicator.hidden = false;
+  // During a handoff the assistant stays silent: stop waiting after a while.
+  typingTimer = setTimeout(hideTyping, TYPING_TIMEOUT_MS);
+}
+
+function hideTyping() {
+  clearTimeout(typingTimer);
+  typingIndicator.hidden = true;
+}
+
+// --- the connection -------------------------------------------------------------------------
+
+const socketPath = document.querySelector('meta[name="webchat-socket-path"]')?.content || "/socket.io";
+const socket = io({ path: socketPath, transports: ["websocket", "polling"], autoConnect: false });
+let confirmed = false;
+const outbox = [];
+
+socket.on("connect", () => {
+  confirmed = false;
+  statusLine.textContent = "正在恢复对话…";
+  socket.emit("session_request", { session_id: state.sessionId });
+});
+
+socket.on("session_confirm", (sessionId) => {
+  const id = typeof sessionId === "string" ? sessionId : sessionId?.session_id;
+  if (id && id !== state.sessionId) {
+    state.sessionId = id;
+    saveState();
+  }
+  confirmed = true;
+  statusLine.textContent = "在线";
+  while (outbox.length) socket.emit("user_uttered", outbox.shift());
+  checkStaff();
+});
+
+socket.on("disconnect", () => {
+  confirmed = false;
+  statusLine.textContent = "连接中断，正在重新连接…";
+});
+
+socket.io.on("reconnect_failed", () => {
+  statusLine.textContent = "无法连接，请检查网络后刷新页面";
+});
+
+socket.on("bot_uttered", (data) => {
+  if (!data || typeof data !== "object") return;
+  const text = typeof data.text === "string" ? data.text : "";
+  const buttons = (data.quick_replies || data.buttons || [])
+    .filter((b) => b && typeof b.title === "string" && typeof b.payload === "string")
+    .map((b) => ({ title: b.title, payload: b.payload }));
+  if (!text && !buttons.length) return;
+  hideTyping();
+  const staff = data.staff || data.metadata?.staff || null;
+  const message = { role: "ai", text, buttons, staff, at: Date.now() };
+  state.messages.push(message);
+  saveState();
+  chat.addMessage(toDeepChat(message, state.messages.length - 1));
+  if (!staff) scheduleStaffCheck();
+});
+
+function send(payload, shown) {
+  for (const message of state.messages) if (message.buttons?.length) message.answered = true;
+  state.messages.push({ role: "user", text: shown, at: Date.now() });
+  saveState();
+  disableQuickReplies();
+  const data = { message: payload, session_id: state.sessionId };
+  if (socket.connected && confirmed && state.sessionId) socket.emit("user_uttered", data);
+  else outbox.push(data);
+  showTyping();
+}
+
+// --- staff replies --------------------------------------------------------------------------
+
+let staffTimer = 0;
+
+function scheduleStaffCheck() {
+  clearTimeout(staffTimer);
+  staffTimer = setTimeout(checkStaff, 500);
+}
+
+async function checkStaff() {
+  if (!state.sessionId) return;
+  const url = new URL("../rest/staff_messages", document.baseURI);
+  url.searchParams.set("sender", state.sessionId);
+  url.searchParams.set("after", String(state.staffAfter));
+  let replies;
+  try {
+    const response = await fetch(url, { credentials: "omit", cache: "no-store" });
+    if (!response.ok) return;
+    replies = await response.json();
+  } catch {
+    return;
+  }
+  if (!Array.isArray(replies)) return;
+  let changed = false;
+  for (const reply of replies) {
+    const index = state.messages.findIndex((m) => m.role === "ai" && !m.staff && m.text === reply.text);
+    if (index >= 0) {
+      state.messages[index].staff = reply.staff || true;
+      rerender(index);
+      changed = true;
+    }
+    state.staffAfter = Math.max(state.staffAfter, Number(reply.timestamp) || 0);
+  }
+  if (changed || replies.length) saveState();
+}
+
+// --- quick replies --------------------------------------------------------------------------
+
+function quickReplyButtons() {
+  return chat.shadowRoot ? [...chat.shadowRoot.querySelectorAll(".quick-reply")] : [];
+}
+
+function disableQuickReplies() {
+  for (const button of quickReplyButtons()) button.disabled = true;
+}
+
+function onQuickReply(event) {
+  const button = event.target?.closest ? event.target.closest(".quick-reply") : event.target;
+  if (!button || button.disabled) return;
+  const message = state.messages[Number(button.dataset.message)];
+  const choice = message?.buttons?.[Number(button.dataset.button)];
+  if (!choice || message.answered) return;
+  chat.addMessage({ role: "user", text: choice.title });
+  send(choice.payload, choice.title);
+}
+
+// --- the component --------------------------------------------------------------------------
+
+async function auxiliaryStyle() {
+  try {
+    const response = await fetch("chat.css");
+    return response.ok ? await response.text() : "";
+  } catch {
+    return "";
+  }
+}
+
+function label(root) {
+  const input = root.querySelector("#text-input");
+  if (input) {
+    input.setAttribute("aria-label", "输入消息");
+    input.setAttribute("role", "textbox");
+  }
+  const submit = root.querySelector(".input-button, #submit-button, .submit-button");
+  if (submit) {
+    submit.setAttribute("aria-label", "发送");
+    submit.setAttribute("role", "button");
+  }
+  const messages = root.querySelector("#messages");
+  if (messages) {
+    messages.setAttribute("role", "log");
+    messages.setAttribute("aria-live", "polite");
+    messages.setAttribute("aria-label", "对话记录");
+  }
+}
+
+async function start() {
+  chat.auxiliaryStyle = await auxiliaryStyle();
+  chat.history = state.messages.map(toDeepChat);
+  chat.displayLoadingBubble = false;
+  chat.chatStyle = {
+    width: "100%",
+    height: "100%",
+    border: "none",
+    borderRadius: "0",
+    backgroundColor: "#f4f6fa",
+    fontSize: "15px",
+    fontFamily: chat.style.fontFamily,
+  };
+  chat.textInput = {
+    placeholder: { text: "请输入您想说的话…" },
+    characterLimit: MAX_MESSAGE_LENGTH,
+    styles: { container: { borderRadius: "18px", boxShadow: "none", border: "1px solid #c4c9d4" } },
+  };
+  chat.messageStyles = {
+    default: {
+      shared: { bubble: { maxWidth: "86%", lineHeight: "1.55" } },
+      ai: { bubble: { backgroundColor: "#ffffff", color: "#1d2330", border: "1px solid #e1e5ee" } },
+      user: { bubble: { backgroundColor: "#1f5fbf", color: "#ffffff" } },
+    },
+    html: {
+      shared: { bubble: { maxWidth: "92%" } },
+      ai: { bubble: { backgroundColor: "#ffffff", color: "#1d2330", border: "1px solid #e1e5ee" } },
+    },
+  };
+  chat.errorMessages = {
+    displayServiceErrorMessages: false,
+    overrides: { default: "网络连接出了问题，请稍后再试。" },
+  };
+  chat.htmlClassUtilities = { "quick-reply": { events: { click: onQuickReply } } };
+  chat.onComponentRender = () => {
+    if (chat.shadowRoot) label(chat.shadowRoot);
+  };
+  chat.connect = {
+    websocket: true,
+    handler: (_, signals) => {
+      signals.newUserMessage.listener = (body) => {
+        const text = (body?.messages || []).map((m) => m.text || "").join("\n").trim();
+        if (text) send(text, text);
+      };
+      const open = () => signals.onOpen();
+      if (socket.connected) open();
+      socket.on("connect", open);
+    },
+  };
+  document.getElementById("main").appendChild(chat);
+  socket.connect();
+}
+
+document.getElementById("ask-human").addEventListener("click", () => {
+  chat.addMessage({ role: "user", text: "转人工" });
+  send("转人工", "转人工");
+});
+
+document.getElementById("forget").addEventListener("click", () => {
+  if (!window.confirm("清除本机上的聊天记录并开始新的对话？")) return;
+  try {
+    localStorage.removeItem(STORE_KEY);
+  } catch {
+    // nothing to clear
+  }
+  window.location.reload();
+});
+
+start();

@@ -1,0 +1,277 @@
+"""A debtor uses the web chat page on a phone-sized headless Chromium.
+
+The page is served by the Rasa server under test at `/webhooks/webchat/` and
+talks to it over Rasa's `socketio` channel. 张伟 verifies, states his
+circumstances (typing), gets an offer (shown as a table), picks it with the
+"方案1" button, sees the terms and confirms them; after a reload the history is
+still there and the same Rasa conversation goes on (his schedule, which needs
+the verified session, comes as a table). He then asks for a person, and a
+staff reply sent through the Rasa HTTP API appears live, marked as from a
+person. Every assistant text the page shows keeps to the rules of conduct.
+Screenshots are saved under `results/`.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any, TypeVar
+
+import pytest
+import yaml
+from selenium import webdriver
+from selenium.webdriver.chrome.service import Service
+from selenium.webdriver.common.by import By
+from selenium.webdriver.remote.webdriver import WebDriver
+from selenium.webdriver.remote.webelement import WebElement
+
+from bot.conduct import conduct_problems
+from bot.stack import ROOT
+from tests.e2e.conftest import staff_reply
+
+pytestmark = pytest.mark.e2e
+
+RESULTS = ROOT / "results"
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+CHROMEDRIVER = shutil.which("chromedriver") or "/usr/bin/chromedriver"
+CONVERSATION = ROOT / "tests" / "conversations" / "negotiation" / "zhang_wei_installment.yml"
+STORE_KEY = "debt-webchat.v1"
+PHONE = {"width": 390, "height": 844, "pixelRatio": 2}
+T = TypeVar("T")
+
+#: The page's state and what its chat component shows, in one round trip.
+READ_PAGE = """
+const root = document.querySelector('deep-chat')?.shadowRoot;
+const state = JSON.parse(localStorage.getItem(arguments[0]) || '{}');
+return {
+  state,
+  status: document.getElementById('status').textContent,
+  typing: !document.getElementById('typing').hidden,
+  bubbles: root ? [...root.querySelectorAll('.bot-message')].map((e) => e.innerText) : [],
+  staff: root ? [...root.querySelectorAll('.staff-message')].map((e) => e.innerText) : [],
+  users: root ? [...root.querySelectorAll('.user-message-text')].map((e) => e.innerText) : [],
+};
+"""
+
+
+@pytest.fixture
+def phone(tmp_path: Path) -> Iterator[WebDriver]:
+    """Headless Chromium with a 390x844 phone screen."""
+    options = webdriver.ChromeOptions()
+    options.binary_location = CHROMIUM
+    for flag in (
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-dev-shm-usage",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--no-first-run",
+        "--lang=zh-CN",
+        "--window-size=390,844",
+        f"--user-data-dir={tmp_path / 'chromium'}",
+    ):
+        options.add_argument(flag)
+    options.add_experimental_option("mobileEmulation", {"deviceMetrics": PHONE})
+    driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
+    try:
+        yield driver
+    finally:
+        driver.quit()
+
+
+def eventually(check: Callable[[], T | None], what: str, timeout: float = 15.0) -> T:
+    """Poll `check` until it returns something truthy; fail with `what` after `timeout`."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = check()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out waiting for {what}")
+        time.sleep(0.15)
+
+
+class Page:
+    """The web chat page in the browser, as the debtor sees and uses it."""
+
+    def __init__(self, driver: WebDriver) -> None:
+        self.driver = driver
+
+    def read(self) -> dict[str, Any]:
+        page: dict[str, Any] = self.driver.execute_script(READ_PAGE, STORE_KEY)
+        return page
+
+    @property
+    def root(self) -> Any:
+        return self.driver.find_element(By.ID, "chat").shadow_root
+
+    def bot_texts(self) -> list[str]:
+        return [m["text"] for m in self.read()["state"].get("messages", []) if m["role"] == "ai"]
+
+    def wait_ready(self) -> None:
+        eventually(lambda: self.read()["status"] == "在线", "the page to connect")
+
+    def type(self, text: str) -> None:
+        box: WebElement = self.root.find_element(By.CSS_SELECTOR, "#text-input")
+        box.click()
+        box.send_keys(text)
+        self.root.find_element(By.CSS_SELECTOR, ".input-button").click()
+
+    def click_button(self, title: str) -> None:
+        buttons = [
+            b
+            for b in self.root.find_elements(By.CSS_SELECTOR, ".quick-reply")
+            if b.text == title and b.is_enabled()
+        ]
+        assert buttons, f"no enabled button {title!r}"
+        buttons[-1].click()
+
+    def replies_after(self, before: int, contains: list[str], timeout: float = 20.0) -> str:
+        """The bot's texts since message `before`, once they contain all of `contains`."""
+
+        def arrived() -> str | None:
+            text = "\n".join(self.bot_texts()[before:])
+            return text if all(part in text for part in contains) else None
+
+        try:
+            return eventually(arrived, f"replies containing {contains}", timeout)
+        except pytest.fail.Exception:
+            print("bot said:", json.dumps(self.bot_texts()[before:], ensure_ascii=False))
+            raise
+
+    def buttons(self) -> list[tuple[str, bool]]:
+        return [
+            (b.text, b.is_enabled())
+            for b in self.root.find_elements(By.CSS_SELECTOR, ".quick-reply")
+        ]
+
+    def tables(self, css: str) -> list[list[list[str]]]:
+        tables = self.root.find_elements(By.CSS_SELECTOR, css)
+        return [
+            [
+                [cell.text for cell in row.find_elements(By.CSS_SELECTOR, "th, td")]
+                for row in table.find_elements(By.CSS_SELECTOR, "tr")
+            ]
+            for table in tables
+        ]
+
+
+def _turns() -> list[dict[str, Any]]:
+    turns: list[dict[str, Any]] = yaml.safe_load(CONVERSATION.read_text(encoding="utf-8"))["turns"]
+    return turns
+
+
+def _split(contains: list[Any]) -> tuple[list[str], list[str]]:
+    """Expected texts, and button titles (written `[title]` in the conversation files)."""
+    texts = [str(c) for c in contains if not str(c).startswith("[")]
+    buttons = [str(c)[1:-1] for c in contains if str(c).startswith("[")]
+    return texts, buttons
+
+
+def _offered(page: Page, title: str) -> Callable[[], bool]:
+    return lambda: (title, True) in page.buttons()
+
+
+def _assert_conduct(page: Page) -> None:
+    shown = page.read()
+    for text in [m["text"] for m in shown["state"]["messages"] if m["role"] == "ai"] + shown[
+        "bubbles"
+    ]:
+        problems = conduct_problems(text)
+        assert not problems, (
+            f"the page shows a text that breaks the rules of conduct: {problems}: {text}"
+        )
+
+
+async def test_a_debtor_negotiates_reloads_and_reaches_a_person_on_a_phone(
+    phone: WebDriver, rasa_url: str
+) -> None:
+    started = time.monotonic()
+    page = Page(phone)
+    phone.get(f"{rasa_url}/webhooks/webchat/")
+    assert phone.title == "还款协商助手"
+    assert phone.find_element(By.ID, "notice").text == "您正在与智能助手对话，随时可以说“转人工”"
+    assert phone.execute_script("return document.documentElement.clientWidth") == PHONE["width"]
+    page.wait_ready()
+    sender = page.read()["state"]["sessionId"]
+    assert sender
+
+    # Verification and circumstances: typed, as the conversation file says them.
+    turns = _turns()
+    offer_turn = next(i for i, t in enumerate(turns) if "[方案1]" in t.get("contains", []))
+    for turn in turns[: offer_turn + 1]:
+        before = len(page.bot_texts())
+        page.type(turn["user"])
+        texts, buttons = _split(turn.get("contains", []))
+        said = page.replies_after(before, texts)
+        for absent in turn.get("not_contains", []):
+            assert absent not in said
+        for title in buttons:
+            eventually(_offered(page, title), f"the button {title}")
+
+    # The offer is a table of its key figures.
+    [offer] = page.tables("table.wc-offer")
+    caption = page.root.find_element(By.CSS_SELECTOR, "table.wc-offer caption").text
+    assert caption == "方案1：个性化分期（停息挂账）"
+    figures = dict(row for row in offer if len(row) == 2)
+    assert figures["期数"] == "23 期"
+    assert figures["每月还款"] == "1,024.35 元"
+    RESULTS.mkdir(exist_ok=True)
+    phone.save_screenshot(str(RESULTS / "webchat-offer.png"))
+
+    # "方案1": the title is shown as the debtor's message, the payload picks the plan.
+    choose = turns[offer_turn + 1]
+    before = len(page.bot_texts())
+    page.click_button("方案1")
+    texts, buttons = _split(choose["contains"])
+    page.replies_after(before, texts)
+    assert "方案1" in page.read()["users"]
+    assert ("方案1", False) in page.buttons(), "an answered offer's button must be disabled"
+    terms = page.tables("table.wc-terms")
+    assert terms and terms[-1][0][0] == "1. 逾期欠款"
+    confirm = turns[offer_turn + 2]
+    before = len(page.bot_texts())
+    page.click_button(buttons[0])  # 确认登记
+    page.replies_after(before, _split(confirm["contains"])[0])
+
+    # Reload: the history is shown again and the Rasa conversation goes on.
+    shown = page.read()["bubbles"]
+    phone.refresh()
+    page.wait_ready()
+    eventually(lambda: page.read()["bubbles"] == shown, "the history after the reload")
+    assert page.read()["state"]["sessionId"] == sender
+    assert page.tables("table.wc-offer"), "the offer table after the reload"
+    assert ("确认登记", False) in page.buttons(), "answered buttons stay disabled after a reload"
+    phone.save_screenshot(str(RESULTS / "webchat-reload.png"))
+    schedule_turn = turns[offer_turn + 3]
+    before = len(page.bot_texts())
+    page.type(schedule_turn["user"])
+    page.replies_after(before, _split(schedule_turn["contains"])[0])
+    [schedule] = page.tables("table.wc-schedule")
+    assert schedule[0] == ["期数", "还款日", "金额（元）"]
+    assert len(schedule) == 1 + 23
+    assert schedule[-1][0] == "23" and schedule[-1][2] == "1,024.34"
+    phone.save_screenshot(str(RESULTS / "webchat-schedule.png"))
+
+    # A person: the staff reply appears live, marked as from a person.
+    before = len(page.bot_texts())
+    page.type("转人工")
+    page.replies_after(before, ["案件编号"])
+    before = len(page.bot_texts())
+    page.type("我这个月实在周转不开")
+    eventually(lambda: page.read()["typing"], "the typing indicator")
+    answer = "您好，我是协商专员李专员，您的情况我已经看到了，我们一起看看怎么安排。"
+    await staff_reply(rasa_url, sender, answer)
+    page.replies_after(before, [answer])
+    staff = eventually(lambda: page.read()["staff"], "the reply to be marked as from a person")
+    assert "人工客服 李专员" in staff[-1] and answer in staff[-1]
+    assert not page.read()["typing"]
+    phone.save_screenshot(str(RESULTS / "webchat-handoff.png"))
+
+    _assert_conduct(page)
+    assert time.monotonic() - started < 90
