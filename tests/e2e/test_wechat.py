@@ -32,9 +32,11 @@ from tests.e2e.wechat_fake import (
     WeChatClient,
     event,
     http_transport,
+    image_message,
     new_msg_id,
     new_openid,
     text_message,
+    voice_message,
 )
 
 pytestmark = pytest.mark.e2e
@@ -127,6 +129,16 @@ async def test_subscribe_is_greeted_by_the_automated_assistant(user: WeChatUser)
     [greeting] = await user.push(event(user.openid, "subscribe"))
     assert "自动回复" in greeting or "智能助手" in greeting
     assert "协商" in greeting
+
+
+async def test_pictures_and_voice_without_text_get_the_please_type_reply(user: WeChatUser) -> None:
+    [answer] = await user.push(image_message(user.openid))
+    assert "请直接打字" in answer
+    [answer] = await user.push(voice_message(user.openid, ""))
+    assert "请直接打字" in answer
+    # A voice message WeChat recognised is a turn like any other.
+    [answer] = await user.push(voice_message(user.openid, "逾期会影响征信吗"))
+    assert "征信" in answer
 
 
 async def test_a_negotiation_over_wechat_is_recorded(user: WeChatUser, database_url: str) -> None:
