@@ -7,7 +7,8 @@ circumstances (typing), gets an offer (shown as a table), picks it with the
 still there and the same Rasa conversation goes on (his schedule, which needs
 the verified session, comes as a table). He then asks for a person, and a
 staff reply sent through the Rasa HTTP API appears live, marked as from a
-person. Every assistant text the page shows keeps to the rules of conduct.
+person. Every assistant text the page shows keeps to the rules of conduct, and
+the chat fills the screen below the notice on the first load and after the reload.
 Screenshots are saved under `results/`.
 """
 
@@ -53,6 +54,23 @@ return {
   bubbles: root ? [...root.querySelectorAll('.bot-message')].map((e) => e.innerText) : [],
   staff: root ? [...root.querySelectorAll('.staff-message')].map((e) => e.innerText) : [],
   users: root ? [...root.querySelectorAll('.user-message-text')].map((e) => e.innerText) : [],
+};
+"""
+
+#: Where the chat component and its inner container are, against the viewport and the notice.
+READ_LAYOUT = """
+const chat = document.querySelector('deep-chat');
+const box = (e) => {
+  if (!e) return null;
+  const {left, top, right, bottom, width, height} = e.getBoundingClientRect();
+  return {left, top, right, bottom, width, height};
+};
+return {
+  viewport: {width: document.documentElement.clientWidth, height: window.innerHeight},
+  notice: box(document.querySelector('section.notice')),
+  chat: box(chat),
+  container: box(chat?.shadowRoot?.getElementById('container')),
+  messages: box(chat?.shadowRoot?.getElementById('messages')),
 };
 """
 
@@ -115,6 +133,45 @@ class Page:
 
     def wait_ready(self) -> None:
         eventually(lambda: self.read()["status"] == "在线", "the page to connect")
+
+    def assert_chat_fills_the_screen(self, when: str) -> None:
+        """The chat component, and its container inside, fill the screen below the notice."""
+
+        def fills(layout: dict[str, Any]) -> bool:
+            view = layout["viewport"]
+
+            def wide(box: dict[str, float] | None) -> bool:
+                return box is not None and box["width"] >= 0.95 * view["width"]
+
+            def down(box: dict[str, float] | None) -> bool:
+                return (
+                    box is not None and view["height"] - 10 <= box["bottom"] <= view["height"] + 1
+                )
+
+            # The element and the container in its shadow root (deep-chat can give the
+            # container its own fixed size inside a full-size element); the message list
+            # is as wide, with the input box under it.
+            chat, container, messages = layout["chat"], layout["container"], layout["messages"]
+            return bool(
+                wide(chat)
+                and down(chat)
+                and wide(container)
+                and down(container)
+                and wide(messages)
+                and abs(chat["top"] - layout["notice"]["bottom"]) <= 2
+            )
+
+        layout: dict[str, Any] = {}
+
+        def check() -> bool:
+            layout.update(self.driver.execute_script(READ_LAYOUT))
+            return fills(layout)
+
+        try:
+            eventually(check, f"the chat to fill the screen {when}", timeout=5.0)
+        except pytest.fail.Exception:
+            print(f"layout {when}:", json.dumps(layout))
+            raise
 
     def type(self, text: str) -> None:
         box: WebElement = self.root.find_element(By.CSS_SELECTOR, "#text-input")
@@ -198,6 +255,7 @@ async def test_a_debtor_negotiates_reloads_and_reaches_a_person_on_a_phone(
     assert phone.find_element(By.ID, "notice").text == "您正在与智能助手对话，随时可以说“转人工”"
     assert phone.execute_script("return document.documentElement.clientWidth") == PHONE["width"]
     page.wait_ready()
+    page.assert_chat_fills_the_screen("on the first load")
     sender = page.read()["state"]["sessionId"]
     assert sender
 
@@ -244,6 +302,7 @@ async def test_a_debtor_negotiates_reloads_and_reaches_a_person_on_a_phone(
     phone.refresh()
     page.wait_ready()
     eventually(lambda: page.read()["bubbles"] == shown, "the history after the reload")
+    page.assert_chat_fills_the_screen("after the reload")
     assert page.read()["state"]["sessionId"] == sender
     assert page.tables("table.wc-offer"), "the offer table after the reload"
     assert ("确认登记", False) in page.buttons(), "answered buttons stay disabled after a reload"
@@ -271,6 +330,7 @@ async def test_a_debtor_negotiates_reloads_and_reaches_a_person_on_a_phone(
     staff = eventually(lambda: page.read()["staff"], "the reply to be marked as from a person")
     assert "人工客服 李专员" in staff[-1] and answer in staff[-1]
     assert not page.read()["typing"]
+    page.assert_chat_fills_the_screen("during the handoff")
     phone.save_screenshot(str(RESULTS / "webchat-handoff.png"))
 
     _assert_conduct(page)

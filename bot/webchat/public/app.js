@@ -20,12 +20,8 @@ const MAX_STORED = 300;
 const TYPING_TIMEOUT_MS = 10000;
 const MAX_MESSAGE_LENGTH = 500;
 
-const chat = document.createElement("deep-chat");
-chat.id = "chat";
-chat.setAttribute("role", "region");
-chat.setAttribute("aria-label", "与还款协商助手的对话");
-// deep-chat fetches a font from Google unless its element names another family.
-chat.style.fontFamily = getComputedStyle(document.documentElement).fontFamily;
+// The <deep-chat> element, made by start() once everything it needs is at hand.
+let chat = null;
 const statusLine = document.getElementById("status");
 
 // --- what is kept across reloads ------------------------------------------------------------
@@ -88,7 +84,7 @@ function toDeepChat(message, index) {
 
 function rerender(index) {
   const message = state.messages[index];
-  if (message && message.role !== "user" && chat.updateMessage) {
+  if (message && message.role !== "user" && chat?.updateMessage) {
     chat.updateMessage({ html: botHtml(message, index) }, index);
     if (index === state.messages.length - 1) chat.scrollToBottom?.();
   }
@@ -211,7 +207,7 @@ async function checkStaff() {
 // --- quick replies --------------------------------------------------------------------------
 
 function quickReplyButtons() {
-  return chat.shadowRoot ? [...chat.shadowRoot.querySelectorAll(".quick-reply")] : [];
+  return chat?.shadowRoot ? [...chat.shadowRoot.querySelectorAll(".quick-reply")] : [];
 }
 
 function disableQuickReplies() {
@@ -258,10 +254,19 @@ function label(root) {
   }
 }
 
-async function start() {
-  chat.auxiliaryStyle = await auxiliaryStyle();
-  chat.history = state.messages.map(toDeepChat);
-  chat.displayLoadingBubble = false;
+// deep-chat renders itself 20 ms after it is created, and again (on the next task) after a
+// property is set. Its first render writes its defaults (320 x 350 px, a grey border) into
+// the element's inline style wherever `chatStyle` has not set one already, and later renders
+// leave those in place. So the element is created only after the awaited style sheet, and
+// every property, `chatStyle` first, is set in the same task as its creation: the first
+// render sees all of them, however long the fetch took (a reload, a busy server).
+function createChat(style) {
+  const chat = document.createElement("deep-chat");
+  chat.id = "chat";
+  chat.setAttribute("role", "region");
+  chat.setAttribute("aria-label", "与还款协商助手的对话");
+  // deep-chat fetches a font from Google unless its element names another family.
+  chat.style.fontFamily = getComputedStyle(document.documentElement).fontFamily;
   chat.chatStyle = {
     width: "100%",
     height: "100%",
@@ -271,6 +276,9 @@ async function start() {
     fontSize: "15px",
     fontFamily: chat.style.fontFamily,
   };
+  chat.auxiliaryStyle = style;
+  chat.history = state.messages.map(toDeepChat);
+  chat.displayLoadingBubble = false;
   chat.textInput = {
     placeholder: { text: "请输入您想说的话…" },
     characterLimit: MAX_MESSAGE_LENGTH,
@@ -307,11 +315,18 @@ async function start() {
       socket.on("connect", open);
     },
   };
+  return chat;
+}
+
+async function start() {
+  const style = await auxiliaryStyle();
+  chat = createChat(style);
   document.getElementById("main").appendChild(chat);
   socket.connect();
 }
 
 document.getElementById("ask-human").addEventListener("click", () => {
+  if (!chat) return;
   chat.addMessage({ role: "user", text: "转人工" });
   send("转人工", "转人工");
 });
