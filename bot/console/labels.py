@@ -42,44 +42,19 @@ REFERRAL_STATUSES = {"queued": "待接收", "acknowledged": "已接收"}
 SPEAKERS = {"debtor": "债务人", "assistant": "智能助手", "staff": "工作人员"}
 
 #: Labels of the case summary's keys that are known; others are shown as they are.
+#: The keys of a case summary (`actions/escalation.py: case_summary`), in the
+#: order a negotiator reads them.
 SUMMARY_KEYS = {
-    "debtor": "债务人",
-    "debtor_name": "债务人姓名",
-    "full_name": "姓名",
     "verified": "身份已核实",
-    "account": "账户情况",
+    "debtor_words": "债务人原话",
     "accounts": "账户",
-    "account_figures": "账户数据",
-    "figures": "账户数据",
-    "product": "产品",
-    "currency": "币种",
-    "outstanding_principal": "剩余本金",
-    "overdue_principal": "逾期本金",
-    "interest": "利息",
-    "penalty_fees": "罚息及费用",
-    "total_due": "应还总额",
-    "days_past_due": "逾期天数",
-    "missed_installments": "逾期期数",
-    "broken_plans": "未履约次数",
-    "circumstances": "个人情况",
-    "hardship": "困难情况",
-    "income": "收入",
-    "monthly_income": "月收入",
-    "offers": "已展示的方案",
+    "agreement": "已有协议",
+    "circumstances": "财务状况",
     "offers_shown": "已展示的方案",
-    "answers": "债务人的回答",
-    "declined": "已拒绝的方案",
-    "proposal": "方案建议",
-    "reason": "原因",
-    "why": "原因说明",
-    "category": "类别",
-    "complaint": "投诉内容",
-    "dispute": "异议内容",
-    "last_message": "最后一条消息",
-    "last_user_message": "债务人最后一条消息",
-    "messages": "消息",
-    "note": "备注",
-    "notes": "备注",
+    "negotiation_stage": "协商阶段",
+    "offer_chosen": "债务人选择的方案",
+    "proposal": "提交专员的协商申请",
+    "recent_messages": "债务人最近的消息",
 }
 
 
@@ -103,7 +78,10 @@ def summary_items(summary: dict[str, Any]) -> list[tuple[str, str, bool]]:
     for key in known + rest:
         value = summary[key]
         name = SUMMARY_KEYS.get(key, key)
-        if isinstance(value, (dict, list)):
+        if key == "recent_messages" and isinstance(value, list):
+            said = [str(m.get("text", "")) for m in value if isinstance(m, dict)]
+            items.append((name, "\n".join(said), True))
+        elif isinstance(value, (dict, list)):
             items.append((name, json.dumps(value, ensure_ascii=False, indent=2), True))
         elif isinstance(value, bool):
             items.append((name, "是" if value else "否", False))

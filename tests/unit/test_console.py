@@ -852,8 +852,8 @@ async def test_bad_input_gets_a_clear_error_and_changes_nothing(console: Console
 
 async def test_case_page_shows_summary_and_transcript_escaped(console: Console) -> None:
     summary = {
-        "circumstances": {"hardship": HOSTILE, "monthly_income": "3000.00"},
-        "last_message": HOSTILE,
+        "circumstances": {"hardship_detail": HOSTILE, "monthly_income": "3000.00"},
+        "recent_messages": [{"text": HOSTILE, "intent": "inform"}],
         "offers_shown": [{"plan": "personalized_installment", "monthly_amount": "812.50"}],
         "custom_key": True,
     }
@@ -865,8 +865,8 @@ async def test_case_page_shows_summary_and_transcript_escaped(console: Console) 
     assert HOSTILE not in html
     assert html.count("&lt;script&gt;alert(1)&lt;/script&gt;") == 3  # 2 in summary, 1 in transcript
     for text in (
-        "个人情况",
-        "最后一条消息",
+        "财务状况",
+        "债务人最近的消息",
         "已展示的方案",
         "custom_key",
         "812.50",
