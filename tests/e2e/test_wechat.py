@@ -23,6 +23,7 @@ import aiohttp
 import pytest
 
 from bot.conduct import conduct_problems
+from bot.stack import ROOT
 from tests.e2e.conftest import handoff_cases, query, staff_reply, tracker_of
 from tests.e2e.conversations import CONVERSATIONS_DIR, check_turn, load
 from tests.e2e.wechat_fake import (
@@ -40,6 +41,8 @@ from tests.e2e.wechat_fake import (
 )
 
 pytestmark = pytest.mark.e2e
+
+RESULTS = ROOT / "results"
 
 #: How long the load test runs.
 LOAD_SECONDS = float(os.environ.get("WECHAT_LOAD_SECONDS", 60))
@@ -245,7 +248,7 @@ async def _load_user(
 
 
 async def test_twenty_users_with_retries_get_one_answer_per_message(
-    rasa_url: str, wechat: WeChatClient, wechat_api: FakeWeChatApi
+    rasa_url: str, database_url: str, wechat: WeChatClient, wechat_api: FakeWeChatApi
 ) -> None:
     figures = LoadFigures()
     until = time.monotonic() + LOAD_SECONDS
@@ -269,6 +272,14 @@ async def test_twenty_users_with_retries_get_one_answer_per_message(
         f"{len(wechat_api.all_sent()) - sent_before} API messages"
     )
     print(f"\nWeChat load: {summary}")
+    # Kept for the README: one line per run and database.
+    backend = database_url.split(":", 1)[0].split("+", 1)[0]
+    RESULTS.mkdir(exist_ok=True)
+    with (RESULTS / "wechat-load.txt").open("a", encoding="utf-8") as figures_file:
+        stamp = time.strftime("%Y-%m-%d %H:%M", time.gmtime())
+        figures_file.write(
+            f"{stamp} UTC, {backend}, {LOAD_USERS} users, {LOAD_SECONDS} s: {summary}\n"
+        )
     assert figures.messages >= LOAD_USERS
     assert not figures.missing, figures.missing
     assert not figures.doubled, figures.doubled
