@@ -13,11 +13,11 @@ from __future__ import annotations
 
 import json
 import secrets
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from decimal import Decimal
-from typing import Any
+from typing import Any, TypeVar
 from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
@@ -40,6 +40,7 @@ from bot.policy import Escalation, StaffHours
 BEIJING = ZoneInfo("Asia/Shanghai")
 #: The table's columns, for expressions the typed attributes cannot express.
 CASES = HandoffCase.__table__
+T = TypeVar("T")
 CASE_PREFIX = "RG"
 REFERRAL_PREFIX = "CS"
 
@@ -177,6 +178,21 @@ def _referral_view(referral: CollectionsReferral) -> ReferralView:
 # --- opening ---------------------------------------------------------------------------
 
 
+async def _second_try_on_conflict(attempt: Callable[[], Awaitable[T]], what: str) -> T:
+    """Run `attempt`; if a unique index refused it, once more.
+
+    Opening a case or a referral reads first and inserts if nothing is there;
+    when another process inserted in between, the index refuses the second row
+    and the second pass finds the first one.
+    """
+    for _ in range(2):
+        try:
+            return await attempt()
+        except IntegrityError:
+            continue
+    raise CaseError(what)
+
+
 async def open_case(
     db: Database,
     *,
@@ -195,24 +211,20 @@ async def open_case(
     transaction, until staff resolve it (see `close_case`).
     """
     priority = escalation.priorities[reason]
-    for _ in range(2):
-        try:
-            return await _open_case(
-                db,
-                conversation_id=conversation_id,
-                channel=channel,
-                reason=reason,
-                summary=summary,
-                priority=priority,
-                debtor_id=debtor_id,
-                account_id=account_id,
-                category=category,
-            )
-        except IntegrityError:
-            # Another process opened a case for this conversation at the same
-            # moment: the second pass finds it.
-            continue
-    raise CaseError(f"could not open a case for conversation {conversation_id!r}")
+    return await _second_try_on_conflict(
+        lambda: _open_case(
+            db,
+            conversation_id=conversation_id,
+            channel=channel,
+            reason=reason,
+            summary=summary,
+            priority=priority,
+            debtor_id=debtor_id,
+            account_id=account_id,
+            category=category,
+        ),
+        f"could not open a case for conversation {conversation_id!r}",
+    )
 
 
 async def _open_case(
@@ -307,21 +319,18 @@ async def refer_to_collections(
 
     A conversation is referred once: asking again returns the first reference.
     """
-    for _ in range(2):
-        try:
-            return await _refer(
-                db,
-                conversation_id=conversation_id,
-                channel=channel,
-                debtor_id=debtor_id,
-                account_id=account_id,
-                reason=reason,
-                summary=summary,
-            )
-        except IntegrityError:
-            # Referred by another process at the same moment: the second pass finds it.
-            continue
-    raise CaseError(f"could not refer conversation {conversation_id!r}")
+    return await _second_try_on_conflict(
+        lambda: _refer(
+            db,
+            conversation_id=conversation_id,
+            channel=channel,
+            debtor_id=debtor_id,
+            account_id=account_id,
+            reason=reason,
+            summary=summary,
+        ),
+        f"could not refer conversation {conversation_id!r}",
+    )
 
 
 async def _refer(
@@ -440,29 +449,56 @@ def _actor(staff: StaffMember) -> str:
     return f"staff:{staff.username}"
 
 
-async def claim_case(db: Database, case_id: int, staff: StaffMember) -> CaseView:
-    """Give a waiting case to `staff`; `CaseError` if someone else got it first."""
+async def _change_once(
+    db: Database,
+    model: type[HandoffCase] | type[CollectionsReferral],
+    row_id: int,
+    state: tuple[str, str],
+    values: dict[str, Any],
+    staff: StaffMember,
+    action: str,
+    refusal: str,
+) -> None:
+    """Move one row from `state[0]` to `state[1]` with `values`, and audit it.
+
+    The state check and the change are one conditional UPDATE, so of two staff
+    members doing it at once exactly one succeeds; the other gets `refusal`.
+    """
     async with db.session() as session:
         result = await session.execute(
-            sa.update(HandoffCase)
-            .where(HandoffCase.id == case_id, HandoffCase.status == "waiting")
-            .values(status="claimed", staff_id=staff.id, claimed_at=utcnow())
+            sa.update(model)
+            .where(model.id == row_id, model.status == state[0])
+            .values(status=state[1], staff_id=staff.id, **values)
             .execution_options(synchronize_session=False)
         )
         if result.rowcount != 1:
             await session.rollback()
-            raise CaseError("该案件已被他人认领或已结束")
-        case = await session.get(HandoffCase, case_id)
-        assert case is not None
+            raise CaseError(refusal)
+        row = await session.get(model, row_id)
+        assert row is not None
         await audit.record(
             session,
             _actor(staff),
-            "handoff_claimed",
-            case.conversation_id,
-            case.debtor_id,
-            {"reference": case.reference},
+            action,
+            row.conversation_id,
+            row.debtor_id,
+            {"reference": row.reference},
         )
         await session.commit()
+
+
+async def claim_case(db: Database, case_id: int, staff: StaffMember) -> CaseView:
+    """Give a waiting case to `staff`; `CaseError` if someone else got it first."""
+    await _change_once(
+        db,
+        HandoffCase,
+        case_id,
+        ("waiting", "claimed"),
+        {"claimed_at": utcnow()},
+        staff,
+        "handoff_claimed",
+        "该案件已被他人认领或已结束",
+    )
     view = await get_case(db, case_id)
     assert view is not None
     return view
@@ -596,27 +632,16 @@ async def awaiting_resume(db: Database, closed_since: datetime) -> list[CaseView
 
 async def acknowledge_referral(db: Database, referral_id: int, staff: StaffMember) -> None:
     """Mark a queued referral as taken over by the collections department."""
-    async with db.session() as session:
-        result = await session.execute(
-            sa.update(CollectionsReferral)
-            .where(CollectionsReferral.id == referral_id, CollectionsReferral.status == "queued")
-            .values(status="acknowledged", acknowledged_at=utcnow(), staff_id=staff.id)
-            .execution_options(synchronize_session=False)
-        )
-        if result.rowcount != 1:
-            await session.rollback()
-            raise CaseError("该转交记录不存在或已处理")
-        referral = await session.get(CollectionsReferral, referral_id)
-        assert referral is not None
-        await audit.record(
-            session,
-            _actor(staff),
-            "collections_referral_acknowledged",
-            referral.conversation_id,
-            referral.debtor_id,
-            {"reference": referral.reference},
-        )
-        await session.commit()
+    await _change_once(
+        db,
+        CollectionsReferral,
+        referral_id,
+        ("queued", "acknowledged"),
+        {"acknowledged_at": utcnow()},
+        staff,
+        "collections_referral_acknowledged",
+        "该转交记录不存在或已处理",
+    )
 
 
 # --- staff hours -----------------------------------------------------------------------

@@ -31,6 +31,8 @@ from pydantic import (
     validator,
 )
 
+from bot.db.models import HANDOFF_REASONS
+
 #: The policy the assistant uses unless `NEGOTIATION_POLICY` names another file.
 DEFAULT_POLICY_PATH = Path(__file__).resolve().parent / "policies" / "negotiation.yml"
 #: Article 70: a personalised installment agreement may not exceed 5 years.
@@ -43,17 +45,6 @@ PLANS = (
     "promise_to_pay",
 )
 PRODUCTS = ("credit_card", "consumer_loan", "mortgage", "car_loan")
-#: Why a conversation goes to a person (as in `bot.db.models.HANDOFF_REASONS`).
-HANDOFF_REASONS = (
-    "distress",
-    "request_human",
-    "repeated_fallback",
-    "dispute",
-    "complaint",
-    "beyond_authority",
-    "offers_declined",
-    "verification_failed",
-)
 
 Share = condecimal(ge=Decimal(0), le=Decimal(1))
 Money = condecimal(ge=Decimal(0), max_digits=14, decimal_places=2)

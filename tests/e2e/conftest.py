@@ -24,7 +24,8 @@ import sqlalchemy as sa
 from psycopg2 import sql
 
 from bot.conduct import conduct_problems
-from bot.db.engine import sync_url
+from bot.db.engine import Database, sync_url
+from bot.db.models import StaffMember
 from bot.stack import ROOT, Stack, StackConfig
 from tests.e2e.wechat_fake import stack_env as wechat_stack_env
 
@@ -155,6 +156,16 @@ def handoff_cases(database_url: str, conversation_id: str) -> list[dict[str, Any
         "SELECT * FROM handoff_cases WHERE conversation_id = :c ORDER BY id",
         c=conversation_id,
     )
+
+
+async def add_staff_member(db: Database, username: str, name: str, role: str) -> StaffMember:
+    """A staff member who can claim and close cases (no console password: not signing in)."""
+    async with db.session() as session:
+        member = StaffMember(username=username, display_name=name, password_hash="!", role=role)
+        session.add(member)
+        await session.commit()
+        await session.refresh(member)
+    return member
 
 
 # --- the Rasa HTTP API, as the staff console uses it ---------------------------------------

@@ -12,56 +12,32 @@ from __future__ import annotations
 
 import asyncio
 import secrets
-import shutil
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
 
 import pytest
-from selenium import webdriver
-from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
 from selenium.webdriver.support.ui import Select
 
 from bot import staff
 from bot.db.engine import Database
-from bot.stack import ROOT
+from tests.e2e.browser import RESULTS, chromium
 from tests.e2e.conftest import RestClient, handoff_cases, staff_messages
 from tests.e2e.conversations import reply_text
 
 pytestmark = pytest.mark.e2e
 
-RESULTS = ROOT / "results"
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-CHROMEDRIVER = shutil.which("chromedriver") or "/usr/bin/chromedriver"
 T = TypeVar("T")
 
 
 @pytest.fixture
 def browser(tmp_path: Path) -> Iterator[WebDriver]:
-    """Headless Chromium from Debian's packages (`.ci/install-browser`)."""
-    options = webdriver.ChromeOptions()
-    options.binary_location = CHROMIUM
-    for flag in (
-        "--headless=new",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-dev-shm-usage",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        "--no-first-run",
-        "--window-size=1280,1400",
-        f"--user-data-dir={tmp_path / 'chromium'}",
-    ):
-        options.add_argument(flag)
-    driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
-    try:
+    """Headless Chromium with a desktop-sized window."""
+    with chromium(tmp_path / "chromium", (1280, 1400)) as driver:
         yield driver
-    finally:
-        driver.quit()
 
 
 async def eventually(check: Callable[[], T | None], what: str, timeout: float = 15.0) -> T:

@@ -17,10 +17,10 @@ from typing import Any
 import pytest
 
 from bot.db.engine import Database
-from bot.db.models import StaffMember
 from bot.handoff import claim_case, close_case
 from tests.e2e.conftest import (
     RestClient,
+    add_staff_member,
     execute,
     handoff_cases,
     query,
@@ -220,16 +220,7 @@ async def test_paused_while_a_person_holds_it_and_resumed_when_closed(
     # A person takes the case and answers on the debtor's channel.
     db = Database(database_url)
     try:
-        async with db.session() as session:
-            staff = StaffMember(
-                username=f"e2e{case['id']}",
-                display_name="李专员",
-                password_hash="x",
-                role="negotiator",
-            )
-            session.add(staff)
-            await session.commit()
-            await session.refresh(staff)
+        staff = await add_staff_member(db, f"e2e{case['id']}", "李专员", "negotiator")
         await claim_case(db, case["id"], staff)
         await staff_reply(rasa_url, client.sender, "您好，我是协商专员小李，我们来看看您的情况。")
         [message] = await staff_messages(rasa_url, client.sender)

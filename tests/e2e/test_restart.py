@@ -10,10 +10,16 @@ import pytest
 
 from bot.audit import entries
 from bot.db.engine import Database
-from bot.db.models import StaffMember
 from bot.handoff import close_case
 from bot.stack import Stack, StackConfig
-from tests.e2e.conftest import API_TOKEN, RestClient, handoff_cases, resume, tracker_of
+from tests.e2e.conftest import (
+    API_TOKEN,
+    RestClient,
+    add_staff_member,
+    handoff_cases,
+    resume,
+    tracker_of,
+)
 from tests.e2e.conversations import reply_text
 
 pytestmark = pytest.mark.e2e
@@ -93,16 +99,7 @@ async def test_a_handoff_survives_a_restart_and_resumes_after_it(
             [case] = handoff_cases(database_url, sender)
             db = Database(database_url)
             try:
-                async with db.session() as s:
-                    boss = StaffMember(
-                        username=f"boss{case['id']}",
-                        display_name="主管",
-                        password_hash="x",
-                        role="supervisor",
-                    )
-                    s.add(boss)
-                    await s.commit()
-                    await s.refresh(boss)
+                boss = await add_staff_member(db, f"boss{case['id']}", "主管", "supervisor")
                 await close_case(db, case["id"], boss, "no_contact", "")
             finally:
                 await db.dispose()

@@ -15,7 +15,6 @@ Screenshots are saved under `results/`.
 from __future__ import annotations
 
 import json
-import shutil
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -23,21 +22,17 @@ from typing import Any, TypeVar
 
 import pytest
 import yaml
-from selenium import webdriver
-from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
 from selenium.webdriver.remote.webelement import WebElement
 
 from bot.conduct import conduct_problems
 from bot.stack import ROOT
+from tests.e2e.browser import RESULTS, chromium
 from tests.e2e.conftest import staff_reply
 
 pytestmark = pytest.mark.e2e
 
-RESULTS = ROOT / "results"
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-CHROMEDRIVER = shutil.which("chromedriver") or "/usr/bin/chromedriver"
 CONVERSATION = ROOT / "tests" / "conversations" / "negotiation" / "zhang_wei_installment.yml"
 STORE_KEY = "debt-webchat.v1"
 PHONE = {"width": 390, "height": 844, "pixelRatio": 2}
@@ -78,28 +73,8 @@ return {
 @pytest.fixture
 def phone(tmp_path: Path) -> Iterator[WebDriver]:
     """Headless Chromium with a 390x844 phone screen."""
-    options = webdriver.ChromeOptions()
-    options.binary_location = CHROMIUM
-    for flag in (
-        "--headless=new",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-dev-shm-usage",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        "--no-first-run",
-        "--lang=zh-CN",
-        "--window-size=390,844",
-        f"--user-data-dir={tmp_path / 'chromium'}",
-    ):
-        options.add_argument(flag)
-    options.add_experimental_option("mobileEmulation", {"deviceMetrics": PHONE})
-    driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
-    try:
+    with chromium(tmp_path / "chromium", (390, 844), PHONE) as driver:
         yield driver
-    finally:
-        driver.quit()
 
 
 def eventually(check: Callable[[], T | None], what: str, timeout: float = 15.0) -> T:
