@@ -75,12 +75,7 @@ class CaseView:
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready: times as ISO 8601."""
-        data = {name: getattr(self, name) for name in self.__dataclass_fields__}
-        data["summary"] = dict(self.summary)
-        for name in ("created_at", "claimed_at", "closed_at", "resumed_at"):
-            value = data[name]
-            data[name] = None if value is None else value.isoformat()
-        return data
+        return _json_ready(self)
 
 
 @dataclass(frozen=True)
@@ -110,13 +105,20 @@ class ReferralView:
     acknowledged_at: datetime | None
 
     def to_dict(self) -> dict[str, Any]:
-        data = {name: getattr(self, name) for name in self.__dataclass_fields__}
-        data["summary"] = dict(self.summary)
-        data["created_at"] = self.created_at.isoformat()
-        data["acknowledged_at"] = (
-            None if self.acknowledged_at is None else self.acknowledged_at.isoformat()
-        )
-        return data
+        """JSON-ready: times as ISO 8601."""
+        return _json_ready(self)
+
+
+def _json_ready(view: CaseView | ReferralView) -> dict[str, Any]:
+    data: dict[str, Any] = {}
+    for name in view.__dataclass_fields__:
+        value = getattr(view, name)
+        if isinstance(value, datetime):
+            value = value.isoformat()
+        elif name == "summary":
+            value = dict(value)
+        data[name] = value
+    return data
 
 
 def _json_default(value: object) -> str:
@@ -135,44 +137,21 @@ def _reference(prefix: str) -> str:
     return f"{prefix}{datetime.now(BEIJING):%Y%m%d}-{secrets.token_hex(3).upper()}"
 
 
+def _columns(row: HandoffCase | CollectionsReferral, view: type[Any]) -> dict[str, Any]:
+    """The row's values for the view's fields that are columns; the summary parsed."""
+    values = {
+        name: getattr(row, name) for name in view.__dataclass_fields__ if name in row.__table__.c
+    }
+    values["summary"] = json.loads(row.summary)
+    return values
+
+
 def _view(case: HandoffCase, staff_name: str | None) -> CaseView:
-    return CaseView(
-        id=case.id,
-        reference=case.reference,
-        conversation_id=case.conversation_id,
-        channel=case.channel,
-        debtor_id=case.debtor_id,
-        account_id=case.account_id,
-        reason=case.reason,
-        category=case.category,
-        priority=case.priority,
-        summary=json.loads(case.summary),
-        status=case.status,
-        staff_id=case.staff_id,
-        staff_name=staff_name,
-        outcome=case.outcome,
-        note=case.note,
-        created_at=case.created_at,
-        claimed_at=case.claimed_at,
-        closed_at=case.closed_at,
-        resumed_at=case.resumed_at,
-    )
+    return CaseView(**_columns(case, CaseView), staff_name=staff_name)
 
 
 def _referral_view(referral: CollectionsReferral) -> ReferralView:
-    return ReferralView(
-        id=referral.id,
-        reference=referral.reference,
-        conversation_id=referral.conversation_id,
-        channel=referral.channel,
-        debtor_id=referral.debtor_id,
-        account_id=referral.account_id,
-        reason=referral.reason,
-        summary=json.loads(referral.summary),
-        status=referral.status,
-        created_at=referral.created_at,
-        acknowledged_at=referral.acknowledged_at,
-    )
+    return ReferralView(**_columns(referral, ReferralView))
 
 
 # --- opening ---------------------------------------------------------------------------
