@@ -31,7 +31,6 @@ from bot.accounts import AccountSummary, account_summaries
 from bot.agreements import account_to_negotiate, latest_agreement, latest_proposal
 from bot.handoff import (
     complaint_category,
-    mark_resumed,
     next_staff_opening,
     open_case,
     open_case_of,
@@ -143,6 +142,7 @@ async def hand_off(
     category: str | None = None,
     detail: str | None = None,
     extra: dict[str, Any] | None = None,
+    hold_overdue_accounts: bool = False,
 ) -> tuple[list[EventType], str]:
     """Queue the conversation for a negotiator, tell the debtor, and pause the bot.
 
@@ -153,6 +153,12 @@ async def hand_off(
     debtor_id = await verified_debtor(tracker)
     summary, account = await case_summary(tracker, debtor_id, detail)
     summary.update(extra or {})
+    # A debtor rarely says which account they dispute: all overdue ones wait.
+    held = [
+        record["account_id"]
+        for record in summary.get("accounts", [])
+        if hold_overdue_accounts and record["overdue_total"] > 0
+    ]
     opened = await open_case(
         database(),
         conversation_id=tracker.sender_id,
@@ -163,6 +169,7 @@ async def hand_off(
         debtor_id=debtor_id,
         account_id=account.account_id if account else None,
         category=category,
+        hold_accounts=held,
     )
     opening = next_staff_opening(datetime.now(BEIJING), escalation.staff_hours)
     if opening is None:
@@ -215,6 +222,46 @@ class ActionSupportDistress(Action):
         return events
 
 
+class ActionWatchHeldConversation(Action):
+    """Distress while a person holds the conversation: care at once, and the case goes first.
+
+    While a conversation is paused Rasa predicts nothing, but it still runs
+    the global slot-validation action (`action_validate_slot_mappings`) after
+    every message; this is that action. Only slot and message events count
+    there. Nothing else in the project validates slots globally.
+    """
+
+    def name(self) -> str:
+        return "action_validate_slot_mappings"
+
+    async def run(
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
+    ) -> list[EventType]:
+        intent = (tracker.latest_message.get("intent") or {}).get("name")
+        if not tracker.is_paused() or intent != "express_distress":
+            return []
+        escalation = current_policy().escalation
+        dispatcher.utter_message(
+            response="utter_express_distress", crisis_hotline=escalation.crisis_hotline
+        )
+        debtor_id = await verified_debtor(tracker)
+        summary, account = await case_summary(
+            tracker, debtor_id, tracker.latest_message.get("text")
+        )
+        opened = await open_case(
+            database(),
+            conversation_id=tracker.sender_id,
+            channel=_channel(tracker),
+            reason="distress",
+            summary=summary,
+            escalation=escalation,
+            debtor_id=debtor_id,
+            account_id=account.account_id if account else None,
+        )
+        dispatcher.utter_message(response="utter_distress_while_held")
+        return [SlotSet(HANDOFF_REFERENCE, opened.reference)]
+
+
 class ActionLogDispute(Action):
     """'Not my debt' or 'wrong amount': a dispute, with collection on hold once verified."""
 
@@ -229,7 +276,11 @@ class ActionLogDispute(Action):
             response="utter_dispute_recorded" if verified else "utter_dispute_recorded_unverified"
         )
         events, _ = await hand_off(
-            dispatcher, tracker, "dispute", detail=tracker.latest_message.get("text")
+            dispatcher,
+            tracker,
+            "dispute",
+            detail=tracker.latest_message.get("text"),
+            hold_overdue_accounts=True,
         )
         return events
 
@@ -393,8 +444,8 @@ class ActionHandoffResume(Action):
     """Run by the staff console when a case is closed: the assistant answers again.
 
     It does nothing while the conversation still has an open case, so that
-    nothing but closing the case resumes the bot, and records the resumption so
-    that the console stops retrying it.
+    nothing but closing the case resumes the bot. The console records the
+    resumption once Rasa has run this action and delivered its reply.
     """
 
     def name(self) -> str:
@@ -405,7 +456,6 @@ class ActionHandoffResume(Action):
     ) -> list[EventType]:
         if await open_case_of(database(), tracker.sender_id) is not None:
             return []
-        await mark_resumed(database(), tracker.sender_id)
         if not tracker.is_paused():
             # Already answering (an earlier resume got through): say nothing twice.
             return []

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 import secrets
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from decimal import Decimal
@@ -22,6 +22,7 @@ from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
 from bot import audit
@@ -42,6 +43,9 @@ BEIJING = ZoneInfo("Asia/Shanghai")
 CASES = HandoffCase.__table__
 T = TypeVar("T")
 CASE_PREFIX = "RG"
+#: The summary key listing the accounts a dispute put on hold.
+HELD_ACCOUNTS = "held_accounts"
+ACCOUNTS = Account.__table__
 REFERRAL_PREFIX = "CS"
 
 
@@ -183,11 +187,13 @@ async def open_case(
     debtor_id: int | None = None,
     account_id: int | None = None,
     category: str | None = None,
+    hold_accounts: Sequence[int] = (),
 ) -> OpenedCase:
     """Put the conversation in the negotiators' queue, or return its open case.
 
-    A dispute puts collection of the disputed account on hold in the same
-    transaction, until staff resolve it (see `close_case`).
+    A dispute puts collection of `hold_accounts` (default: `account_id`) on
+    hold in the same transaction, until staff resolve it (see `close_case`);
+    the case remembers which accounts it held.
     """
     priority = escalation.priorities[reason]
     return await _second_try_on_conflict(
@@ -201,6 +207,7 @@ async def open_case(
             debtor_id=debtor_id,
             account_id=account_id,
             category=category,
+            hold_accounts=tuple(hold_accounts),
         ),
         f"could not open a case for conversation {conversation_id!r}",
     )
@@ -217,7 +224,13 @@ async def _open_case(
     debtor_id: int | None,
     account_id: int | None,
     category: str | None,
+    hold_accounts: tuple[int, ...],
 ) -> OpenedCase:
+    held: list[int] = []
+    if reason == "dispute":
+        held = list(hold_accounts or ((account_id,) if account_id is not None else ()))
+    if held:
+        summary = {**summary, HELD_ACCOUNTS: held}
     async with db.session() as session:
         existing = (
             await session.execute(
@@ -227,15 +240,23 @@ async def _open_case(
                 )
             )
         ).scalar_one_or_none()
-        holds = reason == "dispute" and account_id is not None
+        holds = bool(held)
         if holds:
             await session.execute(
-                sa.update(Account).where(Account.id == account_id).values(collections_hold=True)
+                sa.update(Account)
+                .where(ACCOUNTS.c.id.in_(held))
+                .values(collections_hold=True)
+                .execution_options(synchronize_session=False)
             )
         if existing is not None:
             existing.holds_collection = existing.holds_collection or holds
             # The newest summary is the fullest; a more urgent reason moves it up.
-            existing.summary = _dumps({**json.loads(existing.summary), **summary})
+            before = json.loads(existing.summary)
+            merged = {**before, **summary}
+            merged[HELD_ACCOUNTS] = sorted(set(before.get(HELD_ACCOUNTS, [])) | set(held))
+            if not merged[HELD_ACCOUNTS]:
+                del merged[HELD_ACCOUNTS]
+            existing.summary = _dumps(merged)
             if priority < existing.priority:
                 existing.priority = priority
                 existing.reason = reason
@@ -296,7 +317,8 @@ async def refer_to_collections(
 ) -> str:
     """Queue the debtor's account for the collections department; returns the reference.
 
-    A conversation is referred once: asking again returns the first reference.
+    A debtor is referred once per conversation while the referral is queued:
+    asking again returns its reference.
     """
     return await _second_try_on_conflict(
         lambda: _refer(
@@ -323,37 +345,65 @@ async def _refer(
     summary: Mapping[str, Any],
 ) -> str:
     async with db.session() as session:
-        existing = (
-            await session.execute(
-                sa.select(CollectionsReferral.reference).where(
-                    CollectionsReferral.conversation_id == conversation_id
-                )
-            )
-        ).scalar_one_or_none()
-        if existing is not None:
-            return str(existing)
-        reference = _reference(REFERRAL_PREFIX)
-        session.add(
-            CollectionsReferral(
-                reference=reference,
-                conversation_id=conversation_id,
-                channel=channel,
-                debtor_id=debtor_id,
-                account_id=account_id,
-                reason=reason,
-                summary=_dumps(summary),
-            )
-        )
-        await audit.record(
+        reference = await _insert_referral(
             session,
-            audit.BOT_ACTOR,
-            "collections_referral",
-            conversation_id,
-            debtor_id,
-            {"reference": reference, "reason": reason, "account_id": account_id},
+            actor=audit.BOT_ACTOR,
+            conversation_id=conversation_id,
+            channel=channel,
+            debtor_id=debtor_id,
+            account_id=account_id,
+            reason=reason,
+            summary=summary,
         )
         await session.commit()
         return reference
+
+
+async def _insert_referral(
+    session: AsyncSession,
+    *,
+    actor: str,
+    conversation_id: str,
+    channel: str,
+    debtor_id: int,
+    account_id: int | None,
+    reason: str,
+    summary: Mapping[str, Any],
+) -> str:
+    """Queue a referral in `session`, or return the one already queued for this debtor here."""
+    existing = (
+        await session.execute(
+            sa.select(CollectionsReferral.reference).where(
+                CollectionsReferral.conversation_id == conversation_id,
+                CollectionsReferral.debtor_id == debtor_id,
+                CollectionsReferral.status == "queued",
+            )
+        )
+    ).scalar_one_or_none()
+    if existing is not None:
+        return str(existing)
+    reference = _reference(REFERRAL_PREFIX)
+    session.add(
+        CollectionsReferral(
+            reference=reference,
+            conversation_id=conversation_id,
+            channel=channel,
+            debtor_id=debtor_id,
+            account_id=account_id,
+            reason=reason,
+            summary=_dumps(summary),
+        )
+    )
+    await audit.record(
+        session,
+        actor,
+        "collections_referral",
+        conversation_id,
+        debtor_id,
+        {"reference": reference, "reason": reason, "account_id": account_id},
+    )
+    await session.flush()
+    return reference
 
 
 # --- reading ---------------------------------------------------------------------------
@@ -536,29 +586,29 @@ async def close_case(
             raise CaseError("只能结束自己认领的案件")
         case = await session.get(HandoffCase, case_id)
         assert case is not None
-        lifted = False
-        if case.holds_collection and outcome != "dispute_logged" and case.account_id:
-            agreed = (
-                await session.execute(
-                    sa.select(sa.func.count())
-                    .select_from(Agreement)
-                    .where(Agreement.account_id == case.account_id, Agreement.status == "active")
-                )
-            ).scalar_one()
-            if not agreed:
-                await session.execute(
-                    sa.update(Account)
-                    .where(Account.id == case.account_id)
-                    .values(collections_hold=False)
-                )
-                lifted = True
+        if outcome == "referred_to_collections" and case.debtor_id is not None:
+            # Staff referred the debtor: the referral joins the collections queue.
+            await _insert_referral(
+                session,
+                actor=_actor(staff),
+                conversation_id=case.conversation_id,
+                channel=case.channel,
+                debtor_id=case.debtor_id,
+                account_id=case.account_id,
+                reason="staff_referral",
+                summary={**json.loads(case.summary), "case": case.reference, "note": note},
+            )
+        lifted: list[int] = []
+        if case.holds_collection and outcome != "dispute_logged":
+            held = json.loads(case.summary).get(HELD_ACCOUNTS) or [case.account_id]
+            lifted = await _lift_holds(session, case, [a for a in held if a is not None])
         await audit.record(
             session,
             _actor(staff),
             "handoff_closed",
             case.conversation_id,
             case.debtor_id,
-            {"reference": case.reference, "outcome": outcome, "hold_lifted": lifted},
+            {"reference": case.reference, "outcome": outcome, "holds_lifted": lifted},
         )
         await session.commit()
     view = await get_case(db, case_id)
@@ -607,6 +657,43 @@ async def awaiting_resume(db: Database, closed_since: datetime) -> list[CaseView
             )
         ).all()
     return [_view(case, name) for case, name in rows]
+
+
+async def _lift_holds(session: AsyncSession, case: HandoffCase, held: list[int]) -> list[int]:
+    """Lift the dispute holds `case` put on `held`, but not where something else holds.
+
+    An active agreement holds its account, and so does another dispute: one
+    still open, or one closed as `dispute_logged` (staff are investigating).
+    """
+    lifted = []
+    for account_id in held:
+        agreed = (
+            await session.execute(
+                sa.select(sa.func.count())
+                .select_from(Agreement)
+                .where(Agreement.account_id == account_id, Agreement.status == "active")
+            )
+        ).scalar_one()
+        other_disputes = (
+            await session.execute(
+                sa.select(HandoffCase.summary).where(
+                    HandoffCase.id != case.id,
+                    CASES.c.holds_collection.is_(True),
+                    sa.or_(HandoffCase.status != "closed", HandoffCase.outcome == "dispute_logged"),
+                )
+            )
+        ).scalars()
+        disputed = any(
+            account_id in (json.loads(summary).get(HELD_ACCOUNTS) or [])
+            for summary in other_disputes
+        )
+        if agreed or disputed:
+            continue
+        await session.execute(
+            sa.update(Account).where(Account.id == account_id).values(collections_hold=False)
+        )
+        lifted.append(account_id)
+    return lifted
 
 
 async def acknowledge_referral(db: Database, referral_id: int, staff: StaffMember) -> None:

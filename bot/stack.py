@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
 import os
 import secrets
 import signal
@@ -34,8 +35,6 @@ class StackConfig:
     extra_env: dict[str, str] = field(default_factory=dict)
     #: Also start the staff console on this port (it needs `auth_token`).
     console_port: int | None = None
-    #: Create (or reset) the demo supervisor and write its password to the console log.
-    console_demo_user: bool = False
 
     @property
     def rasa_url(self) -> str:
@@ -143,18 +142,7 @@ class Stack:
             "--port",
             str(self.config.console_port),
         ]
-        if self.config.console_demo_user:
-            args.append("--demo-user")
         self._spawn("console", args)
-
-    def console_sign_in_line(self) -> str | None:
-        """The console's start-up line with the demo user's password, if it printed one."""
-        log = self.config.log_dir / "console.log"
-        lines = (
-            log.read_text(encoding="utf-8", errors="replace").splitlines() if log.exists() else []
-        )
-        found = [line for line in lines if line.startswith("Staff console:")]
-        return found[-1] if found else None
 
     def _spawn_actions(self) -> None:
         rasa = str(VENV_BIN / "rasa")
@@ -249,9 +237,13 @@ def main(argv: list[str] | None = None) -> int:
         action_port=args.action_port,
         auth_token=token,
         console_port=args.console_port,
-        console_demo_user=True,
     )
     stack = Stack(config)
+    # The demo supervisor gets a new password now, shown here only (not in a log file).
+    from bot.console.__main__ import DEMO_USERNAME, reset_demo_user
+    from bot.db.engine import database_url
+
+    demo_password = asyncio.run(reset_demo_user(database_url()))
     # `kill` (SIGTERM) stops the children too, as Ctrl-C does.
     signal.signal(signal.SIGTERM, _interrupt)
     print(
@@ -269,7 +261,8 @@ def main(argv: list[str] | None = None) -> int:
             f"  socket.io channel:   {config.rasa_url}/socket.io\n"
             f"  HTTP API token:      {token}"
             + (" (generated; set RASA_AUTH_TOKEN to choose one)" if generated else "")
-            + f"\n  {stack.console_sign_in_line() or 'Staff console: see var/log/console.log'}"
+            + f"\n  Staff console:       {config.console_url}/  user {DEMO_USERNAME}"
+            f"  password {demo_password} (new at every start; never logged)"
             + "\nPress Ctrl-C to stop.",
             flush=True,
         )

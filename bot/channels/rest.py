@@ -11,6 +11,7 @@ error naming the field.
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -20,6 +21,8 @@ from sanic import Blueprint, response
 from sanic.exceptions import SanicException
 from sanic.request import Request
 from sanic.response import HTTPResponse
+
+from bot.channels.socketio import session_ids
 
 MAX_SENDER_LENGTH = 128
 #: Far above any real chat message; the NLU pipeline reads at most 500 characters.
@@ -43,6 +46,25 @@ def _json_body(request: Request) -> dict[str, Any]:
     return body
 
 
+#: Conversation ids the other channels issue: REST may not write into them, or
+#: anyone could take over a WeChat or web chat conversation.
+OTHER_CHANNELS_IDS = re.compile(r"wechat:.*|[0-9a-f]{32}\.[0-9a-f]{32}", re.DOTALL)
+
+
+def _checked_sender(sender: object, *, web_chat_session: bool = False) -> str:
+    """A valid REST sender; with `web_chat_session`, a validly signed web chat id too."""
+    if not isinstance(sender, str) or not sender.strip():
+        raise InvalidRequest("'sender' must be a non-empty string")
+    if len(sender) > MAX_SENDER_LENGTH:
+        raise InvalidRequest(f"'sender' must be at most {MAX_SENDER_LENGTH} characters")
+    if web_chat_session and session_ids().valid(sender):
+        # The signed id is the web chat page's own secret: it may read its staff replies.
+        return sender
+    if OTHER_CHANNELS_IDS.fullmatch(sender):
+        raise InvalidRequest("'sender' is a conversation id of another channel")
+    return sender
+
+
 class CheckedRestInput(RestInput):
     """`rest` channel that validates `sender` and `message` before Rasa sees them."""
 
@@ -57,17 +79,15 @@ class CheckedRestInput(RestInput):
         in the answer to a REST request; a REST client polls for them with
         `?sender=<id>&after=<timestamp of the last one it has>`. Only staff
         messages are returned: the assistant's own replies were already in the
-        answers to the client's requests.
+        answers to the client's requests. The web chat page asks too, with its
+        signed session id, for staff replies it missed while disconnected; ids
+        of WeChat conversations are refused.
         """
         webhook = super().blueprint(on_new_message)
 
         @webhook.route("/staff_messages", methods=["GET"])
         async def staff_messages(request: Request) -> HTTPResponse:
-            sender = request.args.get("sender", "")
-            if not sender.strip() or len(sender) > MAX_SENDER_LENGTH:
-                raise InvalidRequest(
-                    f"'sender' must be a non-empty string of at most {MAX_SENDER_LENGTH} characters"
-                )
+            sender = _checked_sender(request.args.get("sender", ""), web_chat_session=True)
             try:
                 after = float(request.args.get("after", "0"))
             except ValueError:
@@ -91,12 +111,7 @@ class CheckedRestInput(RestInput):
         return webhook
 
     async def _extract_sender(self, req: Request) -> str:
-        sender = _json_body(req).get("sender")
-        if not isinstance(sender, str) or not sender.strip():
-            raise InvalidRequest("'sender' must be a non-empty string")
-        if len(sender) > MAX_SENDER_LENGTH:
-            raise InvalidRequest(f"'sender' must be at most {MAX_SENDER_LENGTH} characters")
-        return sender
+        return _checked_sender(_json_body(req).get("sender"))
 
     def _extract_message(self, req: Request) -> str:
         message = _json_body(req).get("message", "")

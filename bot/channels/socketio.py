@@ -23,6 +23,7 @@ pages then start new conversations after every restart of the server.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
 import json
@@ -76,6 +77,12 @@ class SessionIds:
         return len(nonce) == 32 and hmac.compare_digest(signature, self._signature(nonce))
 
 
+@functools.lru_cache(maxsize=1)
+def session_ids() -> SessionIds:
+    """This process's issuer of web chat session ids (the REST channel checks them too)."""
+    return SessionIds(_session_key())
+
+
 def _session_key() -> bytes:
     key = os.environ.get("WEBCHAT_SESSION_KEY", "")
     if key:
@@ -104,7 +111,7 @@ class SignedSessionSocketIO(SocketIOInput):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.sessions = SessionIds(_session_key())
+        self.sessions = session_ids()
 
     def get_output_channel(self) -> WebChatOutput | None:  # type: ignore[override]
         if self.sio is None:

@@ -87,7 +87,7 @@ async def _deactivate(url: str, username: str) -> bool:
         await db.dispose()
 
 
-async def _demo_user(url: str) -> str:
+async def reset_demo_user(url: str) -> str:
     """A new random password for the demo supervisor, created if absent."""
     password = secrets.token_urlsafe(12)
     db = Database(url)
@@ -152,7 +152,7 @@ def _serve(args: argparse.Namespace, url: str) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     if args.demo_user:
         try:
-            password = asyncio.run(_demo_user(url))
+            password = asyncio.run(reset_demo_user(url))
         except DBAPIError as error:
             _error(f"无法写入数据库（是否已运行 python -m bot.db upgrade？）：{error.orig}")
             return 1

@@ -103,22 +103,20 @@ class Console:
         except RasaError as error:
             logger.warning("resuming %s failed, will retry: %s", case.reference, error)
             return False
+        await handoff.mark_resumed(self.db, case.conversation_id)
         return True
 
     async def retry_resumes(self) -> None:
         """Ask Rasa again to resume every recently closed case it has not resumed.
 
         Which cases still wait is in the database (`handoff_cases.resumed_at`,
-        set by the assistant's resume action), so a restart forgets nothing.
+        set once Rasa has run the resume action and delivered its reply), so a
+        restart forgets nothing.
         """
         since = datetime.now(timezone.utc) - timedelta(seconds=RESUME_GIVE_UP_SECONDS)
         for case in await handoff.awaiting_resume(self.db, since):
-            try:
-                await self.rasa.resume(case.conversation_id)
-            except RasaError as error:
-                logger.warning("resuming %s failed again: %s", case.reference, error)
-                continue
-            logger.info("resumed %s", case.reference)
+            if await self.resume(case):
+                logger.info("resumed %s", case.reference)
 
 
 CONSOLE = web.AppKey("console", Console)

@@ -37,7 +37,11 @@ COMPLAINT_CATEGORIES = {
     "other": "其他",
 }
 CHANNELS = {"rest": "网页", "socketio": "网页聊天", "wechat": "微信"}
-REFERRAL_REASONS = {"refused_payment": "拒绝还款", "declined_negotiator": "拒绝人工协商"}
+REFERRAL_REASONS = {
+    "refused_payment": "拒绝还款",
+    "declined_negotiator": "拒绝人工协商",
+    "staff_referral": "专员转交催收",
+}
 REFERRAL_STATUSES = {"queued": "待接收", "acknowledged": "已接收"}
 SPEAKERS = {"debtor": "债务人", "assistant": "智能助手", "staff": "工作人员"}
 

@@ -370,7 +370,7 @@ HANDOFF_OUTCOMES = (
 HANDOFF_STATUSES = ("waiting", "claimed", "closed")
 STAFF_ROLES = ("negotiator", "supervisor")
 #: Why a debtor's account went to the collections department.
-REFERRAL_REASONS = ("refused_payment", "declined_negotiator")
+REFERRAL_REASONS = ("refused_payment", "declined_negotiator", "staff_referral")
 
 
 def _in(column: str, values: tuple[str, ...]) -> str:
@@ -480,12 +480,20 @@ class CollectionsReferral(Base):
     __table_args__ = (
         sa.CheckConstraint(_in("reason", REFERRAL_REASONS), name="reason"),
         sa.CheckConstraint("status IN ('queued', 'acknowledged')", name="status"),
+        # A debtor is queued once per conversation at a time, on every database.
+        sa.Index(
+            "uq_collections_referrals_queued",
+            "conversation_id",
+            "debtor_id",
+            unique=True,
+            sqlite_where=sa.text("status = 'queued'"),
+            postgresql_where=sa.text("status = 'queued'"),
+        ),
     )
 
     id: int = sa.Column(sa.Integer, primary_key=True)
     reference: str = sa.Column(sa.String(32), nullable=False, unique=True)
-    #: A conversation is referred once.
-    conversation_id: str = sa.Column(sa.String(255), nullable=False, unique=True)
+    conversation_id: str = sa.Column(sa.String(255), nullable=False, index=True)
     channel: str = sa.Column(sa.String(64), nullable=False)
     debtor_id: int = sa.Column(
         sa.Integer, sa.ForeignKey("debtors.id", ondelete="RESTRICT"), nullable=False, index=True

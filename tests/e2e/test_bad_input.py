@@ -83,6 +83,11 @@ async def test_the_conversation_goes_on_after_bad_input(client) -> None:
         pytest.param({"sender": "", "message": "你好"}, "sender", id="empty-sender"),
         pytest.param({"sender": "x" * 129, "message": "你好"}, "sender", id="long-sender"),
         pytest.param({"sender": ["x"], "message": "你好"}, "sender", id="list-sender"),
+        # Another channel's conversation: REST may neither write into it nor read it.
+        pytest.param({"sender": "wechat:oAbc123", "message": "我欠多少"}, "sender", id="wechat-id"),
+        pytest.param(
+            {"sender": f"{'a' * 32}.{'b' * 32}", "message": "我欠多少"}, "sender", id="webchat-id"
+        ),
         pytest.param(["not", "an", "object"], "JSON object", id="list-body"),
     ],
 )
@@ -91,6 +96,16 @@ async def test_malformed_request_gets_400_naming_the_field(rasa_url, body, field
         async with session.post(f"{rasa_url}/webhooks/rest/webhook", json=body) as response:
             assert response.status == 400
             assert field in await response.text()
+
+
+@pytest.mark.parametrize("sender", ["wechat:oAbc123", f"{'a' * 32}.{'b' * 32}", "", "x" * 129])
+async def test_staff_messages_of_other_channels_cannot_be_read(rasa_url, sender) -> None:
+    async with aiohttp.ClientSession() as session:
+        async with session.get(
+            f"{rasa_url}/webhooks/rest/staff_messages", params={"sender": sender}
+        ) as response:
+            assert response.status == 400
+            assert "sender" in await response.text()
 
 
 async def test_body_that_is_not_json_gets_400(rasa_url) -> None:

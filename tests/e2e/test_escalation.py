@@ -113,6 +113,20 @@ async def test_distress_gets_the_hotline_before_anything_else(
     assert "不想活" in json.loads(case["summary"])["debtor_words"]
 
 
+async def test_distress_while_waiting_for_a_person_is_answered_at_once(
+    client: RestClient, database_url: str
+) -> None:
+    await client.say("转人工")
+    assert only_case(database_url, client.sender)["priority"] == 4
+    replies = await client.say("我真的撑不下去了，不想活了")
+    assert "12356" in replies[0]["text"]
+    assert "优先处理" in reply_text(replies)
+    case = only_case(database_url, client.sender)
+    assert (case["reason"], case["priority"]) == ("distress", 1)
+    # Still held by a person: anything else gets no automatic answer.
+    assert await client.say("你好") == []
+
+
 async def test_a_person_on_request(client: RestClient, database_url: str) -> None:
     text = reply_text(await client.say("转人工"))
     case = only_case(database_url, client.sender)
@@ -142,6 +156,7 @@ async def test_a_dispute_puts_collection_on_hold(
     assert case["reason"] == "dispute"
     assert case["account_id"] == account_of(database_url, "陈静")["id"]
     assert account_of(database_url, "陈静")["collections_hold"]
+    assert json.loads(case["summary"])["held_accounts"] == [case["account_id"]]
 
 
 async def test_a_complaint_is_recorded_with_its_category(

@@ -308,5 +308,16 @@ async def test_a_debtor_negotiates_reloads_and_reaches_a_person_on_a_phone(
     page.assert_chat_fills_the_screen("during the handoff")
     phone.save_screenshot(str(RESULTS / "webchat-handoff.png"))
 
+    # A reply the negotiator sends while the page is closed is there when it opens again.
+    phone.get("about:blank")
+    later = "我查到了您的还款记录，明天上午给您答复。"
+    await staff_reply(rasa_url, sender, later)
+    phone.get(f"{rasa_url}/webhooks/webchat/")
+    page.wait_ready()
+    staff = eventually(
+        lambda: [s for s in page.read()["staff"] if later in s], "the reply sent while away"
+    )
+    assert "人工客服 李专员" in staff[-1]
+
     _assert_conduct(page)
     assert time.monotonic() - started < 90

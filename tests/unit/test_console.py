@@ -56,15 +56,10 @@ def _cheap_argon2() -> Iterator[None]:
 
 @dataclass
 class FakeRasa:
-    """Records the requests it gets; answers 500 while `fail` is set.
-
-    With `db` set, a successful `action_handoff_resume` records the resumption
-    in the database, as the assistant's action does.
-    """
+    """Records the requests it gets; answers 500 while `fail` is set."""
 
     requests: list[dict[str, Any]] = field(default_factory=list)
     fail: bool = False
-    db: Database | None = None
 
     async def handle(self, request: web.Request) -> web.Response:
         self.requests.append(
@@ -77,9 +72,6 @@ class FakeRasa:
         )
         if self.fail:
             return web.json_response({"message": "boom"}, status=500)
-        body = self.requests[-1]["body"]
-        if self.db is not None and body == {"name": "action_handoff_resume"}:
-            await handoff.mark_resumed(self.db, request.match_info["conversation_id"])
         return web.json_response({"sender_id": "x"})
 
 
@@ -685,7 +677,6 @@ async def awaiting(db: Database) -> list[int]:
 async def test_a_failed_resume_keeps_the_case_closed_warns_and_is_retried(
     console: Console,
 ) -> None:
-    console.rasa.db = console.db
     case_id, alice, token = await claimed_case(console)
     console.rasa.fail = True
     response = await alice.post(
@@ -710,7 +701,6 @@ async def test_failed_resumes_are_retried_in_the_background_even_after_a_restart
     db: Database, fake_rasa: tuple[FakeRasa, str], tracker_db: Path
 ) -> None:
     rasa, url = fake_rasa
-    rasa.db = db
     member = await staff.create_staff(db, "sam", "张主管", PASSWORD, "supervisor")
     case_id = await add_case(db, CONVERSATION)
     server, app = await start_console(db, rasa, url, resume_retry_seconds=3600)
@@ -748,7 +738,6 @@ async def test_failed_resumes_are_retried_in_the_background_even_after_a_restart
 async def test_a_resume_is_dropped_when_a_new_case_took_the_conversation(
     console: Console,
 ) -> None:
-    console.rasa.db = console.db
     case_id, alice, token = await claimed_case(console)
     console.rasa.fail = True
     await alice.post(
@@ -999,9 +988,9 @@ def test_cli_user_add_creates_a_staff_member(tmp_path: Path) -> None:
 
 
 async def test_demo_user_is_created_then_gets_a_new_password(db: Database) -> None:
-    first = await cli._demo_user(db.url)
+    first = await cli.reset_demo_user(db.url)
     assert await staff.authenticate(db, "demo", first, "127.0.0.1") is not None
-    second = await cli._demo_user(db.url)
+    second = await cli.reset_demo_user(db.url)
     assert second != first and len(second) >= 10
     assert await staff.authenticate(db, "demo", first, "127.0.0.1") is None
     member = await staff.authenticate(db, "demo", second, "127.0.0.1")

@@ -464,7 +464,7 @@ async def test_the_holder_closes_a_case(db: Database) -> None:
     assert dict(entries[-1].details) == {
         "reference": opened.reference,
         "outcome": "promise_to_pay",
-        "hold_lifted": False,
+        "holds_lifted": [],
     }
     assert await open_case_of(db, "c-close") is None
     assert await queue(db) == []
@@ -521,7 +521,41 @@ async def test_closing_a_dispute_lifts_the_hold_unless_it_stays_logged(
     await close_case(db, opened.id, alice, outcome, "")
     assert await hold_of(db, account_id) is held_after
     entries = await audit.entries(db, conversation_id="c-hold")
-    assert entries[-1].details["hold_lifted"] is (not held_after)
+    assert entries[-1].details["holds_lifted"] == ([] if held_after else [account_id])
+
+
+async def test_a_dispute_holds_every_account_it_names_and_another_dispute_keeps_its_hold(
+    db: Database,
+) -> None:
+    debtor_id, account_id = await debtor_and_account(db)
+    boss = await add_staff(db, "boss", "supervisor")
+    opened = await open_case(
+        db,
+        conversation_id="c-two",
+        channel="rest",
+        reason="dispute",
+        summary={},
+        escalation=ESCALATION,
+        debtor_id=debtor_id,
+        account_id=account_id,
+        hold_accounts=(account_id,),
+    )
+    # The same account disputed in another conversation (another channel, say).
+    other = await open_case(
+        db,
+        conversation_id="c-two-wechat",
+        channel="wechat",
+        reason="dispute",
+        summary={},
+        escalation=ESCALATION,
+        debtor_id=debtor_id,
+        hold_accounts=(account_id,),
+    )
+    assert (await get_case(db, opened.id)).summary["held_accounts"] == [account_id]  # type: ignore[union-attr]
+    await close_case(db, opened.id, boss, "other", "")
+    assert await hold_of(db, account_id) is True  # the other dispute still holds it
+    await close_case(db, other.id, boss, "dispute_logged", "")
+    assert await hold_of(db, account_id) is True  # staff are investigating it
 
 
 async def test_an_active_agreement_keeps_the_hold_after_a_dispute(db: Database) -> None:
@@ -554,7 +588,7 @@ async def test_an_active_agreement_keeps_the_hold_after_a_dispute(db: Database) 
     assert view.outcome == "plan_agreed"
     assert await hold_of(db, account_id) is True
     entries = await audit.entries(db, conversation_id="c-agreed")
-    assert entries[-1].details["hold_lifted"] is False
+    assert entries[-1].details["holds_lifted"] == []
 
 
 async def test_a_dispute_added_to_an_open_request_holds_and_is_lifted_on_close(
@@ -684,6 +718,52 @@ async def test_referral_to_collections_once_per_conversation(db: Database) -> No
             )
         ).scalar_one()
     assert staff_id == boss.id
+
+
+async def test_a_new_referral_once_the_first_was_taken_over_and_per_debtor(
+    db: Database,
+) -> None:
+    wang, _ = await debtor_and_account(db, WANG_FANG_MOBILE)
+    zhang, _ = await debtor_and_account(db)
+    boss = await add_staff(db, "boss", "supervisor")
+
+    async def refer(debtor_id: int) -> str:
+        return await refer_to_collections(
+            db,
+            conversation_id="r-shared-phone",
+            channel="wechat",
+            debtor_id=debtor_id,
+            account_id=None,
+            reason="refused_payment",
+            summary={},
+        )
+
+    first = await refer(wang)
+    assert await refer(zhang) != first  # another debtor on the same phone
+    [queued] = [r for r in await referrals(db) if r.reference == first]
+    await acknowledge_referral(db, queued.id, boss)
+    later = await refer(wang)  # months later, after collections took the first one over
+    assert later != first
+    assert len([r for r in await referrals(db) if r.conversation_id == "r-shared-phone"]) == 3
+
+
+async def test_closing_as_referred_to_collections_queues_a_referral(db: Database) -> None:
+    debtor_id, account_id = await debtor_and_account(db)
+    alice = await add_staff(db, "alice")
+    opened = await open_simple(
+        db, "c-refer", "request_human", debtor_id=debtor_id, account_id=account_id
+    )
+    await claim_case(db, opened.id, alice)
+    await close_case(db, opened.id, alice, "referred_to_collections", "客户明确拒绝还款")
+    [referral] = [r for r in await referrals(db) if r.conversation_id == "c-refer"]
+    assert (referral.reason, referral.debtor_id, referral.account_id, referral.status) == (
+        "staff_referral",
+        debtor_id,
+        account_id,
+        "queued",
+    )
+    assert referral.summary["case"] == opened.reference
+    assert referral.summary["note"] == "客户明确拒绝还款"
 
 
 async def test_queued_referrals_are_listed_newest_first(db: Database) -> None:

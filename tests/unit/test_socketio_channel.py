@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 from rasa.core.channels.channel import UserMessage
 
-from bot.channels.socketio import SessionIds, SignedSessionSocketIO, WebChatOutput
+from bot.channels.socketio import SessionIds, SignedSessionSocketIO, WebChatOutput, session_ids
 
 KEY = "k" * 32
 
@@ -15,6 +15,7 @@ KEY = "k" * 32
 @pytest.fixture
 def channel(monkeypatch: pytest.MonkeyPatch) -> tuple[SignedSessionSocketIO, list[UserMessage]]:
     monkeypatch.setenv("WEBCHAT_SESSION_KEY", KEY)
+    session_ids.cache_clear()
     received: list[UserMessage] = []
 
     async def on_new_message(message: UserMessage) -> None:

@@ -9,8 +9,10 @@
 //   a click sends the payload and shows the title as the debtor's message.
 // - Staff replies during a handoff arrive as ordinary `bot_uttered` events.
 //   A message that names its sender (`staff`, or `metadata.staff`) is marked as
-//   from a person; otherwise the page asks the REST channel's
-//   `staff_messages` which of the texts were written by staff, and marks those.
+//   from a person. On every (re)connection and after unmarked bot messages the
+//   page also asks the REST channel's `staff_messages` (with its signed session
+//   id) for staff replies: it marks those it shows and adds those it missed
+//   while closed or offline.
 import { io } from "./vendor/socket.io.esm.min.js";
 import "./vendor/deep-chat.js";
 import { escapeHtml, formatBotText } from "./format.js";
@@ -193,8 +195,16 @@ async function checkStaff() {
   if (!Array.isArray(replies)) return;
   let changed = false;
   for (const reply of replies) {
-    const index = state.messages.findIndex((m) => m.role === "ai" && !m.staff && m.text === reply.text);
-    if (index >= 0) {
+    if (typeof reply?.text !== "string" || !reply.text) continue;
+    const index = state.messages.findIndex((m) => m.role === "ai" && m.text === reply.text);
+    if (index < 0) {
+      // Sent while this page was closed or offline: show it now, so nothing a
+      // negotiator wrote is lost.
+      const message = { role: "ai", text: reply.text, buttons: [], staff: reply.staff || true, at: Date.now() };
+      state.messages.push(message);
+      chat?.addMessage(toDeepChat(message, state.messages.length - 1));
+      changed = true;
+    } else if (!state.messages[index].staff) {
       state.messages[index].staff = reply.staff || true;
       rerender(index);
       changed = true;

@@ -159,13 +159,23 @@ def upgrade() -> None:
             nullable=True,
         ),
         sa.UniqueConstraint("reference", name="uq_collections_referrals_reference"),
-        sa.UniqueConstraint("conversation_id", name="uq_collections_referrals_conversation_id"),
         sa.CheckConstraint(_in("reason", REFERRAL_REASONS), name="ck_collections_referrals_reason"),
         sa.CheckConstraint(
             "status IN ('queued', 'acknowledged')", name="ck_collections_referrals_status"
         ),
     )
     op.create_index("ix_collections_referrals_debtor_id", "collections_referrals", ["debtor_id"])
+    op.create_index(
+        "ix_collections_referrals_conversation_id", "collections_referrals", ["conversation_id"]
+    )
+    op.create_index(
+        "uq_collections_referrals_queued",
+        "collections_referrals",
+        ["conversation_id", "debtor_id"],
+        unique=True,
+        sqlite_where=sa.text("status = 'queued'"),
+        postgresql_where=sa.text("status = 'queued'"),
+    )
     op.create_index("ix_collections_referrals_created_at", "collections_referrals", ["created_at"])
 
 
