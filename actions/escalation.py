@@ -30,6 +30,7 @@ from actions.common import BEIJING, database
 from bot.accounts import AccountSummary, account_summaries
 from bot.agreements import account_to_negotiate, latest_agreement, latest_proposal
 from bot.handoff import (
+    OpenedCase,
     complaint_category,
     next_staff_opening,
     open_case,
@@ -134,6 +135,39 @@ def _opening_text(opening: datetime) -> str:
     return f"{local:%m月%d日}（{WEEKDAYS[local.isoweekday()]}）{local:%H:%M}"
 
 
+async def queue_case(
+    tracker: Tracker,
+    reason: str,
+    *,
+    category: str | None = None,
+    detail: str | None = None,
+    extra: dict[str, Any] | None = None,
+    hold_overdue_accounts: bool = False,
+) -> OpenedCase:
+    """Open (or update) the conversation's case with everything learned so far."""
+    debtor_id = await verified_debtor(tracker)
+    summary, account = await case_summary(tracker, debtor_id, detail)
+    summary.update(extra or {})
+    # A debtor rarely says which account they dispute: all overdue ones wait.
+    held = [
+        record["account_id"]
+        for record in summary.get("accounts", [])
+        if hold_overdue_accounts and record["overdue_total"] > 0
+    ]
+    return await open_case(
+        database(),
+        conversation_id=tracker.sender_id,
+        channel=_channel(tracker),
+        reason=reason,
+        summary=summary,
+        escalation=current_policy().escalation,
+        debtor_id=debtor_id,
+        account_id=account.account_id if account else None,
+        category=category,
+        hold_accounts=held,
+    )
+
+
 async def hand_off(
     dispatcher: CollectingDispatcher,
     tracker: Tracker,
@@ -149,29 +183,16 @@ async def hand_off(
     Returns the events and the case reference; any reply specific to the
     reason is the caller's to send before calling this.
     """
-    escalation = current_policy().escalation
-    debtor_id = await verified_debtor(tracker)
-    summary, account = await case_summary(tracker, debtor_id, detail)
-    summary.update(extra or {})
-    # A debtor rarely says which account they dispute: all overdue ones wait.
-    held = [
-        record["account_id"]
-        for record in summary.get("accounts", [])
-        if hold_overdue_accounts and record["overdue_total"] > 0
-    ]
-    opened = await open_case(
-        database(),
-        conversation_id=tracker.sender_id,
-        channel=_channel(tracker),
-        reason=reason,
-        summary=summary,
-        escalation=escalation,
-        debtor_id=debtor_id,
-        account_id=account.account_id if account else None,
+    opened = await queue_case(
+        tracker,
+        reason,
         category=category,
-        hold_accounts=held,
+        detail=detail,
+        extra=extra,
+        hold_overdue_accounts=hold_overdue_accounts,
     )
-    opening = next_staff_opening(datetime.now(BEIJING), escalation.staff_hours)
+    hours = current_policy().escalation.staff_hours
+    opening = next_staff_opening(datetime.now(BEIJING), hours)
     if opening is None:
         dispatcher.utter_message(response="utter_handoff_waiting", reference=opened.reference)
     else:
@@ -240,24 +261,11 @@ class ActionWatchHeldConversation(Action):
         intent = (tracker.latest_message.get("intent") or {}).get("name")
         if not tracker.is_paused() or intent != "express_distress":
             return []
-        escalation = current_policy().escalation
         dispatcher.utter_message(
-            response="utter_express_distress", crisis_hotline=escalation.crisis_hotline
+            response="utter_express_distress",
+            crisis_hotline=current_policy().escalation.crisis_hotline,
         )
-        debtor_id = await verified_debtor(tracker)
-        summary, account = await case_summary(
-            tracker, debtor_id, tracker.latest_message.get("text")
-        )
-        opened = await open_case(
-            database(),
-            conversation_id=tracker.sender_id,
-            channel=_channel(tracker),
-            reason="distress",
-            summary=summary,
-            escalation=escalation,
-            debtor_id=debtor_id,
-            account_id=account.account_id if account else None,
-        )
+        opened = await queue_case(tracker, "distress", detail=tracker.latest_message.get("text"))
         dispatcher.utter_message(response="utter_distress_while_held")
         return [SlotSet(HANDOFF_REFERENCE, opened.reference)]
 

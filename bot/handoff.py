@@ -320,43 +320,25 @@ async def refer_to_collections(
     A debtor is referred once per conversation while the referral is queued:
     asking again returns its reference.
     """
+
+    async def attempt() -> str:
+        async with db.session() as session:
+            reference = await _insert_referral(
+                session,
+                actor=audit.BOT_ACTOR,
+                conversation_id=conversation_id,
+                channel=channel,
+                debtor_id=debtor_id,
+                account_id=account_id,
+                reason=reason,
+                summary=summary,
+            )
+            await session.commit()
+            return reference
+
     return await _second_try_on_conflict(
-        lambda: _refer(
-            db,
-            conversation_id=conversation_id,
-            channel=channel,
-            debtor_id=debtor_id,
-            account_id=account_id,
-            reason=reason,
-            summary=summary,
-        ),
-        f"could not refer conversation {conversation_id!r}",
+        attempt, f"could not refer conversation {conversation_id!r}"
     )
-
-
-async def _refer(
-    db: Database,
-    *,
-    conversation_id: str,
-    channel: str,
-    debtor_id: int,
-    account_id: int | None,
-    reason: str,
-    summary: Mapping[str, Any],
-) -> str:
-    async with db.session() as session:
-        reference = await _insert_referral(
-            session,
-            actor=audit.BOT_ACTOR,
-            conversation_id=conversation_id,
-            channel=channel,
-            debtor_id=debtor_id,
-            account_id=account_id,
-            reason=reason,
-            summary=summary,
-        )
-        await session.commit()
-        return reference
 
 
 async def _insert_referral(

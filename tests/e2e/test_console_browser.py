@@ -13,9 +13,9 @@ from __future__ import annotations
 import asyncio
 import secrets
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import pytest
 from selenium.webdriver.common.by import By
@@ -24,13 +24,11 @@ from selenium.webdriver.support.ui import Select
 
 from bot import staff
 from bot.db.engine import Database
-from tests.e2e.browser import RESULTS, chromium
+from tests.e2e.browser import RESULTS, chromium, eventually
 from tests.e2e.conftest import RestClient, handoff_cases, staff_messages
 from tests.e2e.conversations import reply_text
 
 pytestmark = pytest.mark.e2e
-
-T = TypeVar("T")
 
 
 @pytest.fixture
@@ -38,18 +36,6 @@ def browser(tmp_path: Path) -> Iterator[WebDriver]:
     """Headless Chromium with a desktop-sized window."""
     with chromium(tmp_path / "chromium", (1280, 1400)) as driver:
         yield driver
-
-
-async def eventually(check: Callable[[], T | None], what: str, timeout: float = 15.0) -> T:
-    """Poll `check` until it returns something truthy; fail with `what` after `timeout`."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out waiting for {what}")
-        await asyncio.sleep(0.3)
 
 
 async def test_a_negotiator_takes_over_and_gives_the_conversation_back(
@@ -78,7 +64,7 @@ async def test_a_negotiator_takes_over_and_gives_the_conversation_back(
     browser.find_element(By.NAME, "password").send_keys(password)
     browser.find_element(By.CSS_SELECTOR, "form[action='/login'] button[type=submit]").click()
     browser.get(console_url + "/")
-    row = await eventually(
+    row = eventually(
         lambda: next(
             (
                 r
@@ -96,13 +82,13 @@ async def test_a_negotiator_takes_over_and_gives_the_conversation_back(
     row.find_element(By.CSS_SELECTOR, f"form[action='/cases/{case['id']}/claim'] button").click()
     if f"/cases/{case['id']}" not in browser.current_url:
         browser.get(f"{console_url}/cases/{case['id']}")
-    await eventually(
+    eventually(
         lambda: "周转不开" in browser.find_element(By.ID, "transcript").text,
         "the debtor's message in the transcript",
     )
     # A message sent now appears without reloading the page.
     assert await client.say("你们什么时候回复我") == []
-    await eventually(
+    eventually(
         lambda: "什么时候回复我" in browser.find_element(By.ID, "transcript").text,
         "a new debtor message to appear live",
     )
@@ -114,7 +100,7 @@ async def test_a_negotiator_takes_over_and_gives_the_conversation_back(
     message = await _first_staff_message(rasa_url, client.sender)
     assert message["text"] == answer
     assert message["staff"] == "王专员"
-    await eventually(
+    eventually(
         lambda: answer in browser.find_element(By.ID, "transcript").text,
         "the reply in the transcript",
     )
@@ -130,7 +116,7 @@ async def test_a_negotiator_takes_over_and_gives_the_conversation_back(
         "已回复，待客户来电"
     )
     browser.find_element(By.CSS_SELECTOR, "#close button[type=submit]").click()
-    await eventually(
+    eventually(
         lambda: handoff_cases(database_url, client.sender)[0]["status"] == "closed",
         "the case to close",
     )

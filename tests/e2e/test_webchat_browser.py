@@ -18,7 +18,7 @@ import json
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import pytest
 import yaml
@@ -28,7 +28,7 @@ from selenium.webdriver.remote.webelement import WebElement
 
 from bot.conduct import conduct_problems
 from bot.stack import ROOT
-from tests.e2e.browser import RESULTS, chromium
+from tests.e2e.browser import RESULTS, chromium, eventually
 from tests.e2e.conftest import staff_reply
 
 pytestmark = pytest.mark.e2e
@@ -36,7 +36,6 @@ pytestmark = pytest.mark.e2e
 CONVERSATION = ROOT / "tests" / "conversations" / "negotiation" / "zhang_wei_installment.yml"
 STORE_KEY = "debt-webchat.v1"
 PHONE = {"width": 390, "height": 844, "pixelRatio": 2}
-T = TypeVar("T")
 
 #: The page's state and what its chat component shows, in one round trip.
 READ_PAGE = """
@@ -75,18 +74,6 @@ def phone(tmp_path: Path) -> Iterator[WebDriver]:
     """Headless Chromium with a 390x844 phone screen."""
     with chromium(tmp_path / "chromium", (390, 844), PHONE) as driver:
         yield driver
-
-
-def eventually(check: Callable[[], T | None], what: str, timeout: float = 15.0) -> T:
-    """Poll `check` until it returns something truthy; fail with `what` after `timeout`."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out waiting for {what}")
-        time.sleep(0.15)
 
 
 class Page:
