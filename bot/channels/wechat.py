@@ -9,7 +9,8 @@ secrets come from the environment (which wins over the file):
   customer-service message API.
 - `WECHAT_AES_KEY` (43 characters): safe mode, messages are encrypted both ways.
 - `WECHAT_API_BASE`: default `https://api.weixin.qq.com`.
-- `REDIS_URL`: the de-duplication and button store (default local Redis).
+- `REDIS_URL`: the de-duplication and button store, and the access token shared
+  by all instances (default local Redis).
 
 How a message is answered:
 
@@ -548,8 +549,10 @@ class WeChatInput(InputChannel):
         problem = self.config.problem()
         if problem:
             logger.warning("WeChat channel loaded but disabled: %s", problem)
-        self.api = WeChatApi(self.config.app_id, self.config.app_secret, self.config.api_base)
         self.store = SharedStore(self.config.redis_url)
+        self.api = WeChatApi(
+            self.config.app_id, self.config.app_secret, self.config.api_base, store=self.store
+        )
         self.sender = WeChatSender(self.config, self.api, self.store)
         self.endpoint: WeChatEndpoint | None = None
 

@@ -4,6 +4,15 @@ The access token is fetched with the app id and secret, kept until five
 minutes before it expires, and fetched again at once when WeChat says it is
 invalid or expired (errcode 40001, 40014, 42001); the message is then sent once
 more with the fresh token.
+
+WeChat invalidates an account's previous token shortly after a new one is
+fetched, so all Rasa instances share one token: it lives in the `SharedStore`
+(Redis) under `wechat:token:<app id>`, and only the instance holding the lock
+`wechat:token:<app id>:lock` (SET NX PX with a random owner, released by
+compare-and-delete, expiring by itself if its holder dies) fetches a new one;
+the others poll the key and use what it stored. Only the token goes to Redis,
+never the app secret. When Redis is unreachable the store keeps both in this
+process.
 """
 
 from __future__ import annotations
@@ -11,10 +20,12 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import time
+import secrets
 from typing import Any
 
 import aiohttp
+
+from bot.channels.wechat_store import MemoryStore, SharedStore
 
 logger = logging.getLogger(__name__)
 
@@ -23,6 +34,8 @@ DEFAULT_API_BASE = "https://api.weixin.qq.com"
 TOKEN_ERRORS = frozenset({40001, 40014, 42001})
 #: A token is renewed this many seconds before WeChat lets it expire.
 TOKEN_MARGIN = 300.0
+#: How often an instance waiting for another one's new token looks for it (seconds).
+TOKEN_POLL = 0.05
 
 
 class WeChatApiError(RuntimeError):
@@ -34,19 +47,44 @@ class WeChatApiError(RuntimeError):
 
 
 class WeChatApi:
-    """Access token and customer-service messages of one official account."""
+    """Access token and customer-service messages of one official account.
+
+    `store` holds the token shared by all instances (see the module
+    documentation); without one the token is kept in this process only.
+    `lock_ttl` is how long the fetch lock outlives a holder that died (default:
+    the request timeout and five seconds), `lock_wait` how long an instance
+    waits for the token of another before giving up (default: `lock_ttl` and
+    five seconds, so that a dead holder's lock expires first).
+    """
 
     def __init__(
-        self, app_id: str, app_secret: str, base: str = DEFAULT_API_BASE, timeout: float = 10.0
+        self,
+        app_id: str,
+        app_secret: str,
+        base: str = DEFAULT_API_BASE,
+        timeout: float = 10.0,
+        *,
+        store: SharedStore | MemoryStore | None = None,
+        lock_ttl: float | None = None,
+        lock_wait: float | None = None,
     ) -> None:
         self.app_id = app_id
         self.app_secret = app_secret
         self.base = base.rstrip("/")
+        self.store: SharedStore | MemoryStore = store if store is not None else MemoryStore()
+        self.lock_ttl = lock_ttl if lock_ttl is not None else timeout + 5.0
+        self.lock_wait = lock_wait if lock_wait is not None else self.lock_ttl + 5.0
         self._timeout = aiohttp.ClientTimeout(total=timeout)
         self._session: aiohttp.ClientSession | None = None
-        self._token: str | None = None
-        self._token_expires = 0.0
         self._token_lock: asyncio.Lock | None = None
+
+    @property
+    def token_key(self) -> str:
+        return f"wechat:token:{self.app_id}"
+
+    @property
+    def token_lock_key(self) -> str:
+        return f"wechat:token:{self.app_id}:lock"
 
     def _client(self) -> aiohttp.ClientSession:
         if self._session is None or self._session.closed:
@@ -71,32 +109,65 @@ class WeChatApi:
         return body
 
     async def access_token(self, *, refresh: bool = False, stale: str | None = None) -> str:
-        """A valid access token; with `refresh`, a new one (unless `stale` was replaced already)."""
+        """A valid access token; with `refresh`, a new one (unless `stale` was replaced already).
+
+        Without `stale`, a refresh wants a token other than the one shared when it
+        was asked for: one stored meanwhile by another instance will do.
+        """
         if self._token_lock is None:
             self._token_lock = asyncio.Lock()
+        # One coroutine of this process at a time; the shared lock is for the other instances.
         async with self._token_lock:
-            replaced = stale is not None and self._token != stale
-            if self._token and (not refresh or replaced) and time.monotonic() < self._token_expires:
-                return self._token
-            body = await self._json(
-                "GET",
-                f"{self.base}/cgi-bin/token",
-                params={
-                    "grant_type": "client_credential",
-                    "appid": self.app_id,
-                    "secret": self.app_secret,
-                },
+            current = await self.store.get(self.token_key)
+            unwanted = (stale if stale is not None else current) if refresh else None
+            loop = asyncio.get_running_loop()
+            deadline = loop.time() + self.lock_wait
+            while True:
+                if current and current != unwanted:
+                    return current
+                owner = secrets.token_hex(16)
+                if await self.store.set(self.token_lock_key, owner, self.lock_ttl, only_new=True):
+                    try:
+                        # Stored while this instance was waiting for the lock?
+                        current = await self.store.get(self.token_key)
+                        if current and current != unwanted:
+                            return current
+                        return await self._fetch_token()
+                    finally:
+                        await self.store.delete_if(self.token_lock_key, owner)
+                if loop.time() >= deadline:
+                    raise WeChatApiError(
+                        f"no access token: another instance has been fetching one for "
+                        f"{self.lock_wait:g} s"
+                    )
+                await asyncio.sleep(TOKEN_POLL)
+                current = await self.store.get(self.token_key)
+
+    async def _fetch_token(self) -> str:
+        """A new token from WeChat, stored for all instances until shortly before it expires."""
+        body = await self._json(
+            "GET",
+            f"{self.base}/cgi-bin/token",
+            params={
+                "grant_type": "client_credential",
+                "appid": self.app_id,
+                "secret": self.app_secret,
+            },
+        )
+        token = body.get("access_token")
+        if not isinstance(token, str) or not token:
+            raise WeChatApiError(
+                f"no access token: errcode {body.get('errcode')} {body.get('errmsg', '')}",
+                errcode=body.get("errcode"),
             )
-            token = body.get("access_token")
-            if not isinstance(token, str) or not token:
-                raise WeChatApiError(
-                    f"no access token: errcode {body.get('errcode')} {body.get('errmsg', '')}",
-                    errcode=body.get("errcode"),
-                )
-            expires_in = float(body.get("expires_in") or 7200)
-            self._token = token
-            self._token_expires = time.monotonic() + max(0.0, expires_in - TOKEN_MARGIN)
-            return token
+        expires_in = float(body.get("expires_in") or 7200)
+        keep = expires_in - TOKEN_MARGIN
+        if keep > 0:
+            await self.store.set(self.token_key, token, keep)
+        else:
+            await self.store.delete(self.token_key)
+        logger.info("WeChat access token of %s renewed (kept %.0f s)", self.app_id, max(0, keep))
+        return token
 
     async def send_text(self, openid: str, content: str) -> None:
         """Send one customer-service text message to `openid`."""

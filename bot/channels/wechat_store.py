@@ -1,11 +1,13 @@
 """Short-lived state of the WeChat channel, shared by all Rasa instances through Redis.
 
-Two kinds of keys live here: the de-duplication record of each inbound message
-(WeChat retries a message it got no answer to) and the buttons last shown to
-each user (so that a numbered reply can pick one). Both expire by themselves.
-When Redis cannot be reached the store falls back to a dictionary in this
-process and says so in the log: the channel keeps working, but retries that
-reach another instance are no longer recognised.
+Three kinds of keys live here: the de-duplication record of each inbound
+message (WeChat retries a message it got no answer to), the buttons last shown
+to each user (so that a numbered reply can pick one), and the account's access
+token with the lock of whoever is fetching a new one (`wechat_api`). All expire
+by themselves. When Redis cannot be reached the store falls back to a
+dictionary in this process and says so in the log: the channel keeps working,
+but retries that reach another instance are no longer recognised and each
+instance fetches its own access token.
 """
 
 from __future__ import annotations
@@ -21,6 +23,14 @@ from redis.exceptions import RedisError
 logger = logging.getLogger(__name__)
 
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
+
+#: Compare-and-delete in one step: nobody else's lock is released by mistake.
+_DELETE_IF = """
+if redis.call('get', KEYS[1]) == ARGV[1] then
+    return redis.call('del', KEYS[1])
+end
+return 0
+"""
 
 
 class MemoryStore:
@@ -53,6 +63,13 @@ class MemoryStore:
     async def delete(self, key: str) -> None:
         self._values.pop(key, None)
 
+    async def delete_if(self, key: str, value: str) -> bool:
+        """Delete `key` only while it holds `value` (releasing a lock one owns)."""
+        if await self.get(key) != value:
+            return False
+        del self._values[key]
+        return True
+
 
 class SharedStore:
     """Redis at `url`, or a `MemoryStore` once Redis has failed (with a warning)."""
@@ -70,8 +87,8 @@ class SharedStore:
     def _fall_back(self, error: Exception) -> MemoryStore:
         if self._fallback is None:
             logger.warning(
-                "WeChat channel: Redis at %s is unreachable (%s); keeping de-duplication "
-                "and button state in this process only",
+                "WeChat channel: Redis at %s is unreachable (%s); keeping de-duplication, "
+                "button state and the access token in this process only",
                 self.url,
                 error,
             )
@@ -123,6 +140,17 @@ class SharedStore:
                 self._fall_back(error)
         assert self._fallback is not None
         await self._fallback.delete(key)
+
+    async def delete_if(self, key: str, value: str) -> bool:
+        """Delete `key` only while it holds `value` (atomically, with a Lua script)."""
+        if self._fallback is None:
+            try:
+                done = await (await self._client()).eval(_DELETE_IF, 1, key, value)
+                return bool(done)
+            except (RedisError, OSError) as error:
+                self._fall_back(error)
+        assert self._fallback is not None
+        return await self._fallback.delete_if(key, value)
 
     async def close(self) -> None:
         if self._redis is not None:

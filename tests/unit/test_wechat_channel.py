@@ -167,6 +167,7 @@ async def start(domain_path: str, monkeypatch: pytest.MonkeyPatch) -> AsyncItera
             server.close()
             await server.wait_closed()
             await channel.api.close()
+            await channel.store.delete(channel.api.token_key)
             await channel.store.close()
 
         cleanups.append(stop)
