@@ -11,9 +11,13 @@ returns the open one, raised to the more urgent priority.
 
 from __future__ import annotations
 
+import asyncio
+import hashlib
 import json
 import secrets
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+import weakref
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from decimal import Decimal
@@ -612,6 +616,56 @@ async def mark_resumed(db: Database, conversation_id: str) -> None:
             .execution_options(synchronize_session=False)
         )
         await session.commit()
+
+
+#: Namespace of the PostgreSQL advisory locks taken while resuming a conversation.
+_RESUME_LOCK_NAMESPACE = 0x4844_0001
+#: The same on SQLite, where one console process serves the database; a lock
+#: goes when no request holds or awaits it.
+_local_resume_locks: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
+
+
+@asynccontextmanager
+async def resuming(db: Database, conversation_id: str) -> AsyncIterator[None]:
+    """Held while one console resumes a conversation, so that two never resume it twice.
+
+    Several consoles close cases and retry failed resumptions at once; on
+    PostgreSQL this is an advisory lock on the conversation, held on its own
+    connection for the duration. Check `needs_resume` inside it. SQLite serves
+    one console, whose requests take a lock in this process.
+    """
+    if db.dialect != "postgresql":
+        lock = _local_resume_locks.setdefault(conversation_id, asyncio.Lock())
+        async with lock:
+            yield
+        return
+    key = {
+        "namespace": _RESUME_LOCK_NAMESPACE,
+        "key": int.from_bytes(
+            hashlib.sha256(conversation_id.encode()).digest()[:4], "big", signed=True
+        ),
+    }
+    async with db.engine.connect() as connection:
+        await connection.execute(sa.text("SELECT pg_advisory_lock(:namespace, :key)"), key)
+        try:
+            yield
+        finally:
+            await connection.execute(sa.text("SELECT pg_advisory_unlock(:namespace, :key)"), key)
+
+
+async def needs_resume(db: Database, conversation_id: str) -> bool:
+    """Whether a closed case of the conversation still waits for the assistant to resume."""
+    async with db.session() as session:
+        waiting = await session.execute(
+            sa.select(HandoffCase.id)
+            .where(
+                HandoffCase.conversation_id == conversation_id,
+                HandoffCase.status == "closed",
+                CASES.c.resumed_at.is_(None),
+            )
+            .limit(1)
+        )
+        return waiting.first() is not None
 
 
 async def awaiting_resume(db: Database, closed_since: datetime) -> list[CaseView]:

@@ -97,14 +97,21 @@ class Console:
     resume_retry_seconds: float
 
     async def resume(self, case: CaseView) -> bool:
-        """Tell Rasa to resume the case's conversation; False if that failed (retried later)."""
-        try:
-            await self.rasa.resume(case.conversation_id)
-        except RasaError as error:
-            logger.warning("resuming %s failed, will retry: %s", case.reference, error)
-            return False
-        await handoff.mark_resumed(self.db, case.conversation_id)
-        return True
+        """Tell Rasa to resume the case's conversation; False if that failed (retried later).
+
+        Another console may be resuming it at the same moment (its close, or its
+        retries): one at a time, and whoever comes second finds it done.
+        """
+        async with handoff.resuming(self.db, case.conversation_id):
+            if not await handoff.needs_resume(self.db, case.conversation_id):
+                return True
+            try:
+                await self.rasa.resume(case.conversation_id)
+            except RasaError as error:
+                logger.warning("resuming %s failed, will retry: %s", case.reference, error)
+                return False
+            await handoff.mark_resumed(self.db, case.conversation_id)
+            return True
 
     async def retry_resumes(self) -> None:
         """Ask Rasa again to resume every recently closed case it has not resumed.

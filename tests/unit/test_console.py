@@ -60,8 +60,11 @@ class FakeRasa:
 
     requests: list[dict[str, Any]] = field(default_factory=list)
     fail: bool = False
+    #: Seconds each answer takes, as a busy Rasa server would.
+    delay: float = 0.0
 
     async def handle(self, request: web.Request) -> web.Response:
+        await asyncio.sleep(self.delay)
         self.requests.append(
             {
                 "method": request.method,
@@ -733,6 +736,31 @@ async def test_failed_resumes_are_retried_in_the_background_even_after_a_restart
         assert rasa.requests[-1]["body"] == {"name": "action_handoff_resume"}
     finally:
         await client.close()
+
+
+async def test_two_consoles_resuming_one_conversation_resume_it_once(
+    console: Console, fake_rasa: tuple[FakeRasa, str]
+) -> None:
+    """Consoles run side by side on one database: one's retry must not resume a
+    conversation that another's close is resuming at the same moment."""
+    rasa, url = fake_rasa
+    case_id, alice, token = await claimed_case(console)
+    rasa.fail = True
+    await alice.post(
+        f"/api/cases/{case_id}/close", json={"outcome": "other"}, headers={"X-CSRF-Token": token}
+    )
+    rasa.fail, rasa.delay = False, 0.3
+    other_server, other_app = await start_console(console.db, rasa, url)
+    try:
+        (case,) = await handoff.awaiting_resume(console.db, T0 - timedelta(days=3650))
+        first, second = await asyncio.gather(
+            console.app[CONSOLE].resume(case), other_app[CONSOLE].resume(case)
+        )
+    finally:
+        await other_server.close()
+    assert first is second is True
+    assert len(rasa.requests) == 2  # the failed close, then exactly one resume
+    assert await awaiting(console.db) == []
 
 
 async def test_a_resume_is_dropped_when_a_new_case_took_the_conversation(
