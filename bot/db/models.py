@@ -232,6 +232,17 @@ class AuditLog(Base):
     details: str = sa.Column(sa.Text, nullable=False, default="{}")
 
 
+class AuditPublication(Base):
+    """An audit entry `bot.audit_relay` published to the message broker (confirmed)."""
+
+    __tablename__ = "audit_publications"
+
+    #: No foreign key, like the log itself: it would make `TRUNCATE audit_log` fail with a
+    #: foreign-key error before the append-only trigger can refuse it.
+    audit_id: int = sa.Column(sa.Integer, primary_key=True, autoincrement=False)
+    published_at: datetime = sa.Column(UTCDateTime, nullable=False, default=utcnow)
+
+
 class AppendOnlyError(RuntimeError):
     """Raised when code tries to change or remove an audit entry."""
 

@@ -51,6 +51,7 @@ TABLES = {
     "staff_revoked_sessions",
     "handoff_cases",
     "collections_referrals",
+    "audit_publications",
 }
 
 
@@ -134,7 +135,7 @@ async def test_migration_creates_the_tables_at_head(db: Database) -> None:
         tables = await connection.run_sync(lambda sync: set(sa.inspect(sync).get_table_names()))
         version = await connection.execute(sa.text("SELECT version_num FROM alembic_version"))
     assert tables == TABLES | {"alembic_version"}
-    assert version.scalar_one() == "0003"
+    assert version.scalar_one() == "0004"
 
 
 async def test_models_match_the_migration(db: Database) -> None:
