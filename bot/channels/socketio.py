@@ -16,6 +16,11 @@ its name stays `socketio`, so conversations and staff replies
   never joins: replies sent to the session's room reached nobody.
 - **Staff replies say who wrote them** (`{"text", "staff"}`), so the page can
   show that a person is answering.
+- **Replicas share their sockets through Redis** when `WEBCHAT_REDIS_URL` is
+  set (the scale profile): python-socketio's `AsyncRedisManager` passes every
+  emit to the replica holding the socket, so a staff reply sent through any
+  replica reaches a debtor connected to another. Without it, emits stay in
+  this process, which is right for one server.
 
 Without `WEBCHAT_SESSION_KEY` a random key is made at start-up (with a warning):
 pages then start new conversations after every restart of the server.
@@ -37,11 +42,16 @@ from typing import Any
 from rasa.core.channels.channel import InputChannel, UserMessage
 from rasa.core.channels.socketio import SocketIOInput, SocketIOOutput
 from sanic import Blueprint
+from socketio import AsyncRedisManager, AsyncServer
+
+from bot.profile import require_shared
 
 logger = logging.getLogger(__name__)
 
 #: Far above any real chat message; the NLU pipeline reads at most 500 characters.
 MAX_MESSAGE_LENGTH = 20_000
+#: The Redis pub/sub channel the replicas' socket.io managers talk on.
+REDIS_CHANNEL = "webchat-socketio"
 
 
 class WebChatOutput(SocketIOOutput):
@@ -84,7 +94,7 @@ def session_ids() -> SessionIds:
 
 
 def _session_key() -> bytes:
-    key = os.environ.get("WEBCHAT_SESSION_KEY", "")
+    key = require_shared("WEBCHAT_SESSION_KEY")
     if key:
         return key.encode()
     logger.warning(
@@ -92,6 +102,13 @@ def _session_key() -> bytes:
         "start a new conversation after every restart"
     )
     return secrets.token_bytes(32)
+
+
+def _share_through_redis(sio: AsyncServer, url: str) -> None:
+    """Replace the server's in-process manager with the Redis one, before any use."""
+    manager = AsyncRedisManager(url, channel=REDIS_CHANNEL)
+    manager.set_server(sio)
+    sio.manager = manager
 
 
 class SignedSessionSocketIO(SocketIOInput):
@@ -122,6 +139,17 @@ class SignedSessionSocketIO(SocketIOInput):
         webhook = super().blueprint(on_new_message)
         sio = self.sio
         assert sio is not None
+        redis_url = os.environ.get("WEBCHAT_REDIS_URL", "")
+        if redis_url:
+            _share_through_redis(sio, redis_url)
+
+            @webhook.listener("after_server_start")
+            async def listen_to_other_replicas(*_: Any) -> None:
+                # A replica with no socket yet must still hear the others' emits
+                # once one connects, and pass its own on: listen from the start.
+                if not sio.manager_initialized:
+                    sio.manager_initialized = True
+                    sio.manager.initialize()
 
         # These replace the handlers of the same events that Rasa registered.
         @sio.on("session_request", namespace=self.namespace)

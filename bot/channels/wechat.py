@@ -11,6 +11,8 @@ secrets come from the environment (which wins over the file):
 - `WECHAT_API_BASE`: default `https://api.weixin.qq.com`.
 - `REDIS_URL`: the de-duplication and button store, and the access token shared
   by all instances (default local Redis).
+- `BOT_PROFILE=scale`: several replicas share this store; when Redis is down
+  nothing falls back to one process (see "When Redis is down" below).
 
 How a message is answered:
 
@@ -29,6 +31,22 @@ How a message is answered:
    otherwise the channel answers `success` and sends the answer later through
    the customer-service message API. The same API carries staff replies during
    a handoff (`get_output_channel`).
+
+When Redis is down: in the default profile the store keeps its keys in this
+process (`bot.channels.wechat_store`) and nothing changes here. In the scale
+profile the store raises `SharedStoreUnavailable`, and each use decides:
+
+- Claiming a message for de-duplication, or waiting as a retry for the first
+  delivery's answer: HTTP 503 and no turn, so that WeChat delivers the message
+  again later and no replica runs a turn it cannot de-duplicate.
+- Once a message is claimed its turn runs and its answer is delivered: the
+  buttons lookup counts as "no buttons" (a number is passed on as it is),
+  failing to record the answer or the buttons shown is logged (a retry then
+  answers `success`; the next numbered reply is passed on as it is).
+- The access token: no replica fetches one on its own (that would invalidate
+  the token of the others). A late answer that cannot get one is logged and
+  dropped, like any other failed send; a staff reply (`WeChatOutput`) raises
+  to its caller, as a refused send does.
 """
 
 from __future__ import annotations
@@ -58,7 +76,7 @@ from wechatpy.messages import BaseMessage, TextMessage, VoiceMessage
 from wechatpy.utils import check_signature
 
 from bot.channels.wechat_api import DEFAULT_API_BASE, WeChatApi, WeChatApiError
-from bot.channels.wechat_store import DEFAULT_REDIS_URL, SharedStore
+from bot.channels.wechat_store import DEFAULT_REDIS_URL, SharedStore, SharedStoreUnavailable
 from bot.channels.wechat_text import (
     MAX_TEXT_BYTES,
     choose,
@@ -217,19 +235,35 @@ class WeChatSender:
         return f"wechat:{self.config.app_id}:buttons:{openid}"
 
     async def remember_buttons(self, openid: str, messages: list[dict[str, Any]]) -> None:
-        """Keep the buttons of these messages, or forget old ones if they show none."""
+        """Keep the buttons of these messages, or forget old ones if they show none.
+
+        Without the store (scale profile, Redis down) this is logged and skipped:
+        the answer is still delivered, and the next number is passed on as it is.
+        """
         buttons = last_buttons(messages)
-        if buttons:
-            await self.store.set(
-                self._buttons_key(openid),
-                json.dumps(buttons, ensure_ascii=False),
-                self.config.buttons_ttl,
+        try:
+            if buttons:
+                await self.store.set(
+                    self._buttons_key(openid),
+                    json.dumps(buttons, ensure_ascii=False),
+                    self.config.buttons_ttl,
+                )
+            else:
+                await self.store.delete(self._buttons_key(openid))
+        except SharedStoreUnavailable as error:
+            logger.warning(
+                "WeChat channel: the buttons shown to %s are not kept: %s", sender_id(openid), error
             )
-        else:
-            await self.store.delete(self._buttons_key(openid))
 
     async def buttons(self, openid: str) -> list[dict[str, Any]]:
-        raw = await self.store.get(self._buttons_key(openid))
+        """The buttons last shown to `openid`; none when the store is unavailable."""
+        try:
+            raw = await self.store.get(self._buttons_key(openid))
+        except SharedStoreUnavailable as error:
+            logger.warning(
+                "WeChat channel: the buttons shown to %s are unknown: %s", sender_id(openid), error
+            )
+            return []
         try:
             value = json.loads(raw) if raw else []
         except ValueError:
@@ -390,9 +424,20 @@ class WeChatEndpoint:
             return self._passive(args, message, reply) if reply else _plain(200, SUCCESS)
         create_time = str(message._data.get("CreateTime", ""))
         key = self._dedup_key(message, create_time)
-        if not await self.store.set(key, _PENDING, self.config.dedup_ttl, only_new=True):
-            return await self._answer_retry(args, message, key, deadline)
+        try:
+            if not await self.store.set(key, _PENDING, self.config.dedup_ttl, only_new=True):
+                return await self._answer_retry(args, message, key, deadline)
+        except SharedStoreUnavailable:
+            # Scale profile, Redis down (logged by the store): WeChat delivers it again later.
+            return _plain(503, "the de-duplication store is unavailable; try again later")
         return await self._answer_first(args, message, key, text, deadline)
+
+    async def _record(self, key: str, value: str) -> None:
+        """Record the state of a claimed message; without the store, only log it."""
+        try:
+            await self.store.set(key, value, self.config.dedup_ttl)
+        except SharedStoreUnavailable as error:
+            logger.warning("WeChat channel: the state of %s is not recorded: %s", key, error)
 
     async def _answer_retry(
         self, args: Mapping[str, str], message: BaseMessage, key: str, deadline: float
@@ -431,17 +476,17 @@ class WeChatEndpoint:
                 asyncio.shield(task), timeout=max(0.0, deadline - loop.time())
             )
         except asyncio.TimeoutError:
-            await self.store.set(key, _DEFERRED, self.config.dedup_ttl)
+            await self._record(key, _DEFERRED)
             self._keep(asyncio.create_task(self._deliver_later(openid, task)))
             return _plain(200, SUCCESS)
         except Exception:  # noqa: BLE001 - the assistant failed; WeChat must not retry it
             logger.exception("WeChat channel: the turn of %s failed", sender_id(openid))
-            await self.store.set(key, json.dumps({"state": "done"}), self.config.dedup_ttl)
+            await self._record(key, json.dumps({"state": "done"}))
             return _plain(200, SUCCESS)
         texts = [t for t in (render_message(m) for m in messages) if t]
         passive, rest = self.passive_and_rest(texts)
         record = {"state": "done", "reply": passive}
-        await self.store.set(key, json.dumps(record, ensure_ascii=False), self.config.dedup_ttl)
+        await self._record(key, json.dumps(record, ensure_ascii=False))
         await self.sender.remember_buttons(openid, messages)
         if rest:
             self._keep(asyncio.create_task(self._send_quietly(openid, rest)))
@@ -483,7 +528,7 @@ class WeChatEndpoint:
     async def _send_quietly(self, openid: str, texts: list[str]) -> None:
         try:
             await self.sender.send(openid, texts)
-        except WeChatApiError as error:
+        except (WeChatApiError, SharedStoreUnavailable) as error:
             logger.error(
                 "WeChat channel: could not send the answer to %s: %s", sender_id(openid), error
             )

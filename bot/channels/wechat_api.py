@@ -12,7 +12,9 @@ fetched, so all Rasa instances share one token: it lives in the `SharedStore`
 compare-and-delete, expiring by itself if its holder dies) fetches a new one;
 the others poll the key and use what it stored. Only the token goes to Redis,
 never the app secret. When Redis is unreachable the store keeps both in this
-process.
+process; in the scale profile (`BOT_PROFILE=scale`) it raises
+`SharedStoreUnavailable` instead, and no token is fetched: one fetched by a
+single replica would invalidate the token all the others share.
 """
 
 from __future__ import annotations

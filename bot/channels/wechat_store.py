@@ -4,10 +4,26 @@ Three kinds of keys live here: the de-duplication record of each inbound
 message (WeChat retries a message it got no answer to), the buttons last shown
 to each user (so that a numbered reply can pick one), and the account's access
 token with the lock of whoever is fetching a new one (`wechat_api`). All expire
-by themselves. When Redis cannot be reached the store falls back to a
-dictionary in this process and says so in the log: the channel keeps working,
-but retries that reach another instance are no longer recognised and each
-instance fetches its own access token.
+by themselves.
+
+What happens when Redis cannot be reached depends on the profile
+(`bot.profile.scale_profile`):
+
+- Scale profile (`BOT_PROFILE=scale`, several replicas behind a load
+  balancer): no fallback. The error is logged (once per outage; once more when
+  Redis is back) and every call raises `SharedStoreUnavailable`; Redis is tried
+  again at the next call. State kept in one replica would silently break
+  de-duplication and the shared token, so the channel answers 503 instead and
+  WeChat delivers the message again later (see `bot.channels.wechat`).
+- Otherwise (one process): the store falls back to a dictionary in this
+  process and says so in the log; the channel keeps working. Redis is tried
+  again `retry_after` seconds (default 30) after it failed, and used again as
+  soon as it answers (logged once). Keys written to the dictionary while Redis
+  was down stay there only: they are not copied to Redis, and once Redis is
+  back they are not read any more (de-duplication records, buttons and a token
+  of the outage are forgotten, which costs at most a repeated turn, a number
+  taken literally or one more token fetch). They are seen again should Redis
+  fail again before they expire.
 """
 
 from __future__ import annotations
@@ -15,14 +31,21 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from typing import Any
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
 
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
+from bot.profile import scale_profile
+
 logger = logging.getLogger(__name__)
 
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
+#: Seconds after a Redis failure before a single process tries Redis again.
+DEFAULT_RETRY_AFTER = 30.0
+
+_T = TypeVar("_T")
 
 #: Compare-and-delete in one step: nobody else's lock is released by mistake.
 _DELETE_IF = """
@@ -71,29 +94,80 @@ class MemoryStore:
         return True
 
 
-class SharedStore:
-    """Redis at `url`, or a `MemoryStore` once Redis has failed (with a warning)."""
+class SharedStoreUnavailable(RuntimeError):
+    """Redis cannot be reached in the scale profile, where there is no fallback."""
 
-    def __init__(self, url: str = DEFAULT_REDIS_URL) -> None:
+
+class SharedStore:
+    """Redis at `url`; when it fails, an error (scale profile) or a `MemoryStore`.
+
+    `scale` overrides `bot.profile.scale_profile()` (read once, here);
+    `retry_after` is how long a single process keeps to its `MemoryStore`
+    before it tries Redis again. See the module documentation.
+    """
+
+    def __init__(
+        self,
+        url: str = DEFAULT_REDIS_URL,
+        *,
+        scale: bool | None = None,
+        retry_after: float = DEFAULT_RETRY_AFTER,
+    ) -> None:
         self.url = url
+        self.scale = scale_profile() if scale is None else scale
+        self.retry_after = retry_after
         self._redis: Any = None
         self._fallback: MemoryStore | None = None
+        self._down = False
+        self._retry_at = 0.0
         self._lock = asyncio.Lock()
 
     @property
     def uses_redis(self) -> bool:
-        return self._fallback is None
+        """False while Redis is down (single process: while the `MemoryStore` is in use)."""
+        return not self._down
 
-    def _fall_back(self, error: Exception) -> MemoryStore:
-        if self._fallback is None:
-            logger.warning(
-                "WeChat channel: Redis at %s is unreachable (%s); keeping de-duplication, "
-                "button state and the access token in this process only",
+    def _failed(self, error: Exception) -> MemoryStore:
+        """Record a Redis failure: raise in the scale profile, else the fallback to use."""
+        first = not self._down
+        self._down = True
+        if self.scale:
+            log = logger.error if first else logger.debug
+            log(
+                "WeChat channel: Redis at %s is unavailable (%s); BOT_PROFILE=scale has no "
+                "fallback, messages are refused until it is back",
                 self.url,
                 error,
             )
+            raise SharedStoreUnavailable(f"Redis at {self.url} is unavailable: {error}") from error
+        self._retry_at = time.monotonic() + self.retry_after
+        if first:
+            logger.warning(
+                "WeChat channel: Redis at %s is unreachable (%s); keeping de-duplication, "
+                "button state and the access token in this process only, trying Redis "
+                "again in %g s",
+                self.url,
+                error,
+                self.retry_after,
+            )
+        if self._fallback is None:
             self._fallback = MemoryStore()
         return self._fallback
+
+    def _try_redis(self) -> bool:
+        """Whether this call goes to Redis (always in the scale profile)."""
+        if not self._down or self.scale:
+            return True
+        if time.monotonic() < self._retry_at:
+            return False
+        # One caller tries; the others keep to the fallback meanwhile.
+        self._retry_at = time.monotonic() + self.retry_after
+        return True
+
+    def _back(self) -> None:
+        if self._down:
+            self._down = False
+            logger.info("WeChat channel: Redis at %s is reachable again; using it", self.url)
 
     async def _client(self) -> Any:
         if self._redis is None:
@@ -105,52 +179,60 @@ class SharedStore:
                         socket_connect_timeout=1,
                         socket_timeout=2,
                     )
-                    await client.ping()
+                    try:
+                        await client.ping()
+                    except BaseException:
+                        await client.close(close_connection_pool=True)
+                        raise
                     self._redis = client
         return self._redis
 
+    async def _call(
+        self,
+        on_redis: Callable[[Any], Awaitable[_T]],
+        on_memory: Callable[[MemoryStore], Awaitable[_T]],
+    ) -> _T:
+        if not self._try_redis():
+            assert self._fallback is not None
+            return await on_memory(self._fallback)
+        try:
+            result = await on_redis(await self._client())
+        except (RedisError, OSError) as error:
+            return await on_memory(self._failed(error))
+        self._back()
+        return result
+
     async def get(self, key: str) -> str | None:
-        if self._fallback is None:
-            try:
-                value = await (await self._client()).get(key)
-                return None if value is None else str(value)
-            except (RedisError, OSError) as error:
-                self._fall_back(error)
-        assert self._fallback is not None
-        return await self._fallback.get(key)
+        async def on_redis(client: Any) -> str | None:
+            value = await client.get(key)
+            return None if value is None else str(value)
+
+        return await self._call(on_redis, lambda memory: memory.get(key))
 
     async def set(self, key: str, value: str, ttl: float, *, only_new: bool = False) -> bool:
         """Set `key` for `ttl` seconds; with `only_new`, only if it is not set (SET NX)."""
-        if self._fallback is None:
-            try:
-                client = await self._client()
-                done = await client.set(key, value, px=max(1, int(ttl * 1000)), nx=only_new)
-                return bool(done)
-            except (RedisError, OSError) as error:
-                self._fall_back(error)
-        assert self._fallback is not None
-        return await self._fallback.set(key, value, ttl, only_new=only_new)
+
+        async def on_redis(client: Any) -> bool:
+            done = await client.set(key, value, px=max(1, int(ttl * 1000)), nx=only_new)
+            return bool(done)
+
+        return await self._call(
+            on_redis, lambda memory: memory.set(key, value, ttl, only_new=only_new)
+        )
 
     async def delete(self, key: str) -> None:
-        if self._fallback is None:
-            try:
-                await (await self._client()).delete(key)
-                return
-            except (RedisError, OSError) as error:
-                self._fall_back(error)
-        assert self._fallback is not None
-        await self._fallback.delete(key)
+        async def on_redis(client: Any) -> None:
+            await client.delete(key)
+
+        await self._call(on_redis, lambda memory: memory.delete(key))
 
     async def delete_if(self, key: str, value: str) -> bool:
         """Delete `key` only while it holds `value` (atomically, with a Lua script)."""
-        if self._fallback is None:
-            try:
-                done = await (await self._client()).eval(_DELETE_IF, 1, key, value)
-                return bool(done)
-            except (RedisError, OSError) as error:
-                self._fall_back(error)
-        assert self._fallback is not None
-        return await self._fallback.delete_if(key, value)
+
+        async def on_redis(client: Any) -> bool:
+            return bool(await client.eval(_DELETE_IF, 1, key, value))
+
+        return await self._call(on_redis, lambda memory: memory.delete_if(key, value))
 
     async def close(self) -> None:
         if self._redis is not None:

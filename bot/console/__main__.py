@@ -27,6 +27,7 @@ from sqlalchemy.exc import DBAPIError
 from bot import staff
 from bot.db.engine import Database, database_url
 from bot.db.models import STAFF_ROLES
+from bot.profile import require_shared
 
 BAD_INPUT = 2
 DEMO_USERNAME = "demo"
@@ -125,7 +126,7 @@ def _user(args: argparse.Namespace, url: str) -> int:
 
 
 def _secret_key() -> bytes:
-    key = os.environ.get("CONSOLE_SECRET_KEY", "")
+    key = require_shared("CONSOLE_SECRET_KEY")
     if key:
         if len(key.encode()) < 16:
             raise ValueError("CONSOLE_SECRET_KEY 至少需要 16 个字符")

@@ -4,12 +4,14 @@ The channel's blueprint is registered on a Sanic app the way Rasa registers
 input channels; WeChat is played by `tests.e2e.wechat_fake.WeChatClient` and
 the WeChat server API by `FakeWeChatApi`. The de-duplication store is the local
 Redis when it runs (keys are per test: each test has its own app id), else the
-in-process fallback.
+in-process fallback. The scale profile's tests (`BOT_PROFILE=scale`) need the
+local Redis; `BOT_PROFILE` is unset for the others.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import logging
 import time
@@ -32,7 +34,7 @@ from bot.channels.wechat import (
     sender_id,
 )
 from bot.channels.wechat_api import WeChatApi
-from bot.channels.wechat_store import SharedStore
+from bot.channels.wechat_store import SharedStore, SharedStoreUnavailable
 from bot.channels.wechat_text import (
     MAX_TEXT_BYTES,
     choose,
@@ -56,6 +58,7 @@ from tests.e2e.wechat_fake import (
     voice_message,
 )
 
+UNREACHABLE = "redis://127.0.0.1:1/0"
 UNSUPPORTED = "抱歉，我暂时只能读懂文字和语音消息，请直接打字告诉我您的问题。"
 PLAN_BUTTONS = [
     {"title": "方案1", "payload": '/choose_plan{"plan_index": 1}'},
@@ -127,6 +130,8 @@ async def start(domain_path: str, monkeypatch: pytest.MonkeyPatch) -> AsyncItera
     # Sanic rewrites its request handling at each app's start-up; in test mode it
     # can do so for more than one app in a process.
     monkeypatch.setattr(Sanic, "test_mode", True)
+    # The default profile unless a test sets it (before `start`).
+    monkeypatch.delenv("BOT_PROFILE", raising=False)
     cleanups: list[Callable[[], Awaitable[None]]] = []
 
     async def _start(
@@ -167,7 +172,8 @@ async def start(domain_path: str, monkeypatch: pytest.MonkeyPatch) -> AsyncItera
             server.close()
             await server.wait_closed()
             await channel.api.close()
-            await channel.store.delete(channel.api.token_key)
+            with contextlib.suppress(SharedStoreUnavailable):
+                await channel.store.delete(channel.api.token_key)
             await channel.store.close()
 
         cleanups.append(stop)
@@ -557,9 +563,10 @@ def test_the_environment_wins_over_the_credentials_file(monkeypatch: pytest.Monk
 
 
 async def test_without_redis_the_store_falls_back_to_memory(
-    caplog: pytest.LogCaptureFixture,
+    caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    store = SharedStore("redis://127.0.0.1:1/0")
+    monkeypatch.delenv("BOT_PROFILE", raising=False)
+    store = SharedStore(UNREACHABLE)
     with caplog.at_level(logging.WARNING):
         assert await store.set("k", "v", 60, only_new=True)
         assert not await store.set("k", "w", 60, only_new=True)
@@ -569,6 +576,87 @@ async def test_without_redis_the_store_falls_back_to_memory(
     await store.delete("k")
     assert await store.get("k") is None
     await store.close()
+
+
+async def test_without_redis_the_channel_still_answers_in_the_default_profile(
+    start: Start,
+) -> None:
+    wechat = await start(redis_url=UNREACHABLE)
+    message = text_message(new_openid(), "你好")
+    assert (await wechat.client.push(message)).content == "收到：你好"
+    assert (await wechat.client.push(message)).content == "收到：你好"
+    assert wechat.rasa.texts == ["你好"]
+    assert not wechat.channel.store.uses_redis
+
+
+async def test_scale_profile_without_redis_answers_503_and_runs_no_turn(
+    start: Start, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.setenv("BOT_PROFILE", "scale")
+    wechat = await start(redis_url=UNREACHABLE)
+    assert wechat.channel.store.scale
+    with caplog.at_level(logging.ERROR, logger="bot.channels.wechat_store"):
+        for message in (text_message(new_openid(), "你好"), event(new_openid(), "subscribe")):
+            reply = await wechat.client.push(message)
+            assert reply.status == 503
+            assert "de-duplication" in reply.body
+    assert wechat.rasa.messages == []
+    assert "BOT_PROFILE=scale" in caplog.text
+    # What needs no store is answered as before.
+    assert (await wechat.client.push(image_message(new_openid()))).content == UNSUPPORTED
+    assert (await wechat.client.verify("echo-1")).body == "echo-1"
+
+
+async def test_scale_profile_a_retry_answers_503_when_redis_fails_while_it_waits(
+    start: Start, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("BOT_PROFILE", "scale")
+    wechat = await start(delay=1.0)
+    message = text_message(new_openid(), "罚息怎么算")
+    first = asyncio.create_task(wechat.client.push(message))
+    await asyncio.sleep(0.3)
+    store = wechat.channel.store
+    real_get = store.get
+
+    async def failing_get(key: str) -> str | None:
+        raise SharedStoreUnavailable("Redis went away")
+
+    monkeypatch.setattr(store, "get", failing_get)
+    retry = await wechat.client.push(message)
+    assert retry.status == 503
+    monkeypatch.setattr(store, "get", real_get)
+    assert (await first).content == "收到：罚息怎么算"
+    assert wechat.rasa.texts == ["罚息怎么算"]
+
+
+async def test_scale_profile_buttons_unavailable_count_as_none(
+    start: Start, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.setenv("BOT_PROFILE", "scale")
+    wechat = await start(reply=lambda _: [{"text": "请选择", "buttons": PLAN_BUTTONS}])
+    openid = new_openid()
+    await wechat.client.push(text_message(openid, "方案"))
+    store = wechat.channel.store
+    real_get, real_set = store.get, store.set
+
+    async def get(key: str) -> str | None:
+        if ":buttons:" in key:
+            raise SharedStoreUnavailable("Redis went away")
+        return await real_get(key)
+
+    async def set_(key: str, value: str, ttl: float, *, only_new: bool = False) -> bool:
+        if ":buttons:" in key:
+            raise SharedStoreUnavailable("Redis went away")
+        return await real_set(key, value, ttl, only_new=only_new)
+
+    monkeypatch.setattr(store, "get", get)
+    monkeypatch.setattr(store, "set", set_)
+    with caplog.at_level(logging.WARNING, logger="bot.channels.wechat"):
+        reply = await wechat.client.push(text_message(openid, "2"))
+    # The turn ran with the number as it is, and its answer was delivered.
+    assert wechat.rasa.texts == ["方案", "2"]
+    assert reply.content is not None and reply.content.startswith("请选择")
+    assert "buttons shown to" in caplog.text
 
 
 def test_without_the_response_in_the_domain_there_is_no_answer(tmp_path: Path) -> None:

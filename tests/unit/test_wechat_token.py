@@ -22,7 +22,7 @@ import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
 from bot.channels.wechat_api import TOKEN_MARGIN, WeChatApi
-from bot.channels.wechat_store import MemoryStore, SharedStore
+from bot.channels.wechat_store import MemoryStore, SharedStore, SharedStoreUnavailable
 from tests.e2e.wechat_fake import APP_SECRET, FakeWeChatApi
 
 REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
@@ -229,8 +229,9 @@ async def test_no_secret_in_redis_or_the_log(
 
 
 async def test_without_redis_the_token_is_kept_in_the_process(
-    replicas: Replicas, caplog: pytest.LogCaptureFixture
+    replicas: Replicas, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    monkeypatch.delenv("BOT_PROFILE", raising=False)
     with caplog.at_level(logging.WARNING):
         api = replicas.replica(UNREACHABLE)
         tokens = await asyncio.gather(*(api.access_token() for _ in range(5)))
@@ -244,6 +245,18 @@ async def test_without_redis_the_token_is_kept_in_the_process(
     assert replicas.fake.sent_to("o-user") == ["第一条", "第二条"]
     # Nothing reached the real Redis.
     assert await replicas.redis.exists(replicas.token_key) == 0
+
+
+async def test_scale_profile_without_redis_fetches_no_token_of_its_own(
+    replicas: Replicas, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("BOT_PROFILE", "scale")
+    api = replicas.replica(UNREACHABLE)
+    with pytest.raises(SharedStoreUnavailable):
+        await api.send_text("o-user", "你好")
+    # A token of this replica alone would invalidate the one the others share.
+    assert replicas.fake.token_calls == 0
+    assert replicas.fake.send_calls == 0
 
 
 async def test_without_a_store_the_token_is_kept_in_the_process() -> None:
