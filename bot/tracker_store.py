@@ -43,7 +43,12 @@ from rasa.shared.core.trackers import DialogueStateTracker
 from rasa.shared.nlu.constants import INTENT_NAME_KEY
 from rasa.shared.utils.common import all_subclasses
 
+from bot import rasa_speedups
+
 logger = logging.getLogger(__name__)
+
+# Every Rasa server loads this module (endpoints.yml, endpoints.scale.yml).
+rasa_speedups.apply()
 
 #: Attribute set on a tracker: how many of its events are already stored.
 STORED_EVENTS = "_stored_event_count"
@@ -113,8 +118,12 @@ class WindowedSQLTrackerStore(SQLTrackerStore):
         return tracker
 
     async def save(self, tracker: DialogueStateTracker) -> None:
-        """Append the events added since retrieval and record the final state."""
-        await self.stream_events(tracker)
+        """Append the events added since retrieval and record the final state.
+
+        With an event broker (the scale profile), exactly the appended events
+        are published, after they are committed. Rasa's own `stream_events`
+        would load the conversation a second time to find them.
+        """
         with self.session_scope() as session:
             if hasattr(tracker, STORED_EVENTS):
                 new_events = list(tracker.events)[getattr(tracker, STORED_EVENTS) :]
@@ -146,6 +155,8 @@ class WindowedSQLTrackerStore(SQLTrackerStore):
             state.updated_at = time.time()
             session.commit()
         setattr(tracker, STORED_EVENTS, len(tracker.events))
+        if self.event_broker is not None:
+            await self._stream_new_events(self.event_broker, new_events, tracker.sender_id)
 
 
 def _state_events(domain: Domain, state: ConversationState, timestamp: float) -> list[Event]:
