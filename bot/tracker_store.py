@@ -42,6 +42,7 @@ from rasa.shared.core.events import (
 from rasa.shared.core.trackers import DialogueStateTracker
 from rasa.shared.nlu.constants import INTENT_NAME_KEY
 from rasa.shared.utils.common import all_subclasses
+from sqlalchemy.dialects import postgresql, sqlite
 
 from bot import rasa_speedups
 
@@ -49,6 +50,9 @@ logger = logging.getLogger(__name__)
 
 # Every Rasa server loads this module (endpoints.yml, endpoints.scale.yml).
 rasa_speedups.apply()
+
+#: INSERT … ON CONFLICT of the databases the tracker store runs on.
+_INSERTS = {"postgresql": postgresql.insert, "sqlite": sqlite.insert}
 
 #: Attribute set on a tracker: how many of its events are already stored.
 STORED_EVENTS = "_stored_event_count"
@@ -144,15 +148,22 @@ class WindowedSQLTrackerStore(SQLTrackerStore):
                         data=json.dumps(data),
                     )
                 )
-            state = session.get(ConversationState, tracker.sender_id)
-            if state is None:
-                state = ConversationState(sender_id=tracker.sender_id)
-                session.add(state)
-            state.slots = json.dumps(tracker.current_slot_values())
             loop = tracker.active_loop
-            state.active_loop = json.dumps(dataclasses.asdict(loop)) if loop else None
-            state.paused = tracker.is_paused()
-            state.updated_at = time.time()
+            values = {
+                "slots": json.dumps(tracker.current_slot_values()),
+                "active_loop": json.dumps(dataclasses.asdict(loop)) if loop else None,
+                "paused": tracker.is_paused(),
+                "updated_at": time.time(),
+            }
+            # An upsert: the row is written whole even if another server created
+            # it a moment ago (one conversation is handled by one server at a
+            # time, but a lock can expire), so no save fails on the primary key.
+            insert = _INSERTS[session.get_bind().dialect.name](ConversationState)
+            session.execute(
+                insert.values(sender_id=tracker.sender_id, **values).on_conflict_do_update(
+                    index_elements=[ConversationState.sender_id], set_=values
+                )
+            )
             session.commit()
         setattr(tracker, STORED_EVENTS, len(tracker.events))
         if self.event_broker is not None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import os
 import uuid
 from collections.abc import Iterator
@@ -9,6 +10,7 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
+from rasa.core.brokers.broker import EventBroker
 from rasa.shared.core.domain import Domain
 from rasa.shared.core.events import (
     ActionExecuted,
@@ -22,7 +24,7 @@ from rasa.shared.core.events import (
 )
 from rasa.shared.core.trackers import DialogueStateTracker
 
-from bot.tracker_store import WindowedSQLTrackerStore
+from bot.tracker_store import STORED_EVENTS, WindowedSQLTrackerStore
 
 DOMAIN = Domain.from_yaml(
     """
@@ -220,3 +222,55 @@ async def test_a_tracker_built_elsewhere_is_not_stored_twice(
     full = await store.retrieve_full_tracker(sender)
 
     assert full is not None and len(full.events) == len(events) + 4
+
+
+async def test_two_servers_creating_one_conversation_both_save(
+    store: WindowedSQLTrackerStore,
+) -> None:
+    """Two servers that each started the same new conversation: the second save
+    writes over the saved state the first created (an upsert on both databases)
+    and keeps both turns."""
+    sender = f"t-{uuid.uuid4().hex}"
+    other = copy.copy(store)  # another server on the same database
+    first = DialogueStateTracker.from_events(sender, turn("你好", 1), DOMAIN.slots)
+    second = DialogueStateTracker.from_events(
+        sender, [SlotSet("verified", True, timestamp=T0), *turn("在吗", 2)], DOMAIN.slots
+    )
+    setattr(first, STORED_EVENTS, 0)
+    setattr(second, STORED_EVENTS, 0)
+    await store.save(first)
+    await other.save(second)
+
+    full = await store.retrieve_full_tracker(sender)
+    assert full is not None
+    assert [e.text for e in full.events if isinstance(e, UserUttered)] == ["你好", "在吗"]
+    saved = await store.retrieve(sender)
+    assert saved is not None and saved.current_slot_values()["verified"] is True
+
+
+class RecordingBroker(EventBroker):
+    """Keeps what it is given to publish (the cluster tests use RabbitMQ itself)."""
+
+    def __init__(self) -> None:
+        self.published: list[dict] = []
+
+    def publish(self, event: dict) -> None:
+        self.published.append(event)
+
+    def is_ready(self) -> bool:
+        return True
+
+
+async def test_an_event_broker_gets_each_stored_event_once(store: WindowedSQLTrackerStore) -> None:
+    broker = RecordingBroker()
+    store.event_broker = broker
+    sender = f"t-{uuid.uuid4().hex}"
+    events = history()
+    await save_in_turns(store, sender, events)
+
+    assert [(e["sender_id"], e["event"]) for e in broker.published] == [
+        (sender, event.type_name) for event in events
+    ]
+    assert [e.get("text") for e in broker.published if e["event"] == "user"] == [
+        f"第{index}句" for index in range(1, 40)
+    ]
