@@ -13,18 +13,23 @@ export TF_CPP_MIN_LOG_LEVEL ?= 2
 export SQLALCHEMY_SILENCE_UBER_WARNING ?= 1
 export PYTHONWARNINGS ?= ignore::DeprecationWarning
 
-BENCH_CONVERSATIONS ?= 4
-BENCH_TURNS ?= 200
+# `make cluster N=3 M=2`: Rasa servers and action servers behind nginx.
+N ?= 2
+M ?= 2
 
-.PHONY: help install train run shell console-user test lint format unit validate nlu-test core-test e2e browser bench clean
+.PHONY: help install train run cluster shell console-user test lint format unit validate nlu-test core-test e2e cluster-test deploy-check browser bench clean
 
 help:
 	@echo "make run    install (first time), train if needed, start the assistant"
+	@echo "make cluster N=2 M=2"
+	@echo "           N Rasa servers and M action servers behind nginx, on"
+	@echo "           PostgreSQL, Redis and RabbitMQ (the scale profile)"
 	@echo "make shell  chat with the running assistant in this terminal"
 	@echo "make console-user USERNAME=li NAME=李专员 ROLE=negotiator"
 	@echo "           create a staff console account (asks for the password)"
 	@echo "make test   everything CI runs"
-	@echo "make bench  replies/s and latency (starts its own stack)"
+	@echo "make bench  replies/s and latency: the embedded default and the cluster"
+	@echo "           with 1 and 2 replicas (starts each itself, about 10 minutes)"
 
 $(INSTALLED): requirements.lock pyproject.toml .ci/setup-venv bot/webchat/package-lock.json
 	.ci/setup-venv
@@ -46,6 +51,9 @@ run: $(MODEL)
 	$(PY) -m bot.db seed-demo
 	$(PY) -m bot.stack
 
+cluster: $(MODEL)
+	$(PY) -m bot.cluster --rasa $(N) --actions $(M)
+
 shell: $(INSTALLED)
 	$(PY) -m bot.chat
 
@@ -66,7 +74,11 @@ format: $(INSTALLED)
 	$(VENV)/bin/ruff format .
 
 unit: $(INSTALLED)
-	$(PY) -m pytest -m "not e2e" -q
+	$(PY) -m pytest -m "not e2e and not cluster" -q
+
+# The deployment files under deploy/ (compose, nginx, Dockerfile, Helm values), offline.
+deploy-check:
+	.ci/check-deploy
 
 validate: $(INSTALLED)
 	$(RASA) data validate --data $(DATA) --fail-on-warnings
@@ -83,10 +95,15 @@ core-test: $(MODEL)
 e2e: $(MODEL)
 	$(PY) -m pytest -m e2e -q
 
-test: lint unit validate train nlu-test core-test e2e
+# Two Rasa servers, two action servers and two consoles behind nginx, on
+# PostgreSQL, Redis and RabbitMQ (the scale profile).
+cluster-test: $(MODEL)
+	$(PY) -m pytest -m cluster -q
+
+test: lint deploy-check unit validate train nlu-test core-test e2e cluster-test
 
 bench: $(MODEL)
-	$(PY) -m bot.bench --conversations $(BENCH_CONVERSATIONS) --turns $(BENCH_TURNS)
+	$(PY) -m bot.bench
 
 clean:
 	rm -rf models results var .pytest_cache .ruff_cache

@@ -1,9 +1,15 @@
-"""Drive the stack over REST with concurrent conversations and report speed.
+"""Drive the assistant over REST with concurrent conversations and report speed.
 
-`make bench` runs N conversations of M turns at the same time, each message
-waiting for the previous reply, and prints replies per second and the p50, p95
-and p99 latency of the early turns (1-10) and the late turns (the last ten),
-so that a slowdown in long conversations shows.
+`make bench` measures three set-ups in turn, each started here and stopped
+after: the embedded default of `make run` (SQLite, locks in memory), and
+`make cluster` with one and with two Rasa servers (each with as many action
+servers) on PostgreSQL, Redis and RabbitMQ, through nginx. On each it runs 10
+and then 50 conversations at once, every message waiting for the previous
+reply, and reports replies per second and the p50, p95 and p99 latency; then 4
+conversations of 200 turns, for the p50 of the last ten turns against the
+first ten. It prints Markdown tables, the README's figures.
+
+`--url` measures a running stack or cluster instead, with one load.
 """
 
 from __future__ import annotations
@@ -18,8 +24,9 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import aiohttp
 
@@ -121,35 +128,131 @@ def report(result: Result, conversations: int, turns: int) -> str:
     return "\n".join(lines)
 
 
+@dataclass(frozen=True)
+class Load:
+    """One measured load: this many conversations of this many turns at once."""
+
+    conversations: int
+    turns: int
+
+
+#: The loads `make bench` measures on every set-up: 10 and 50 conversations at once.
+LOADS = (Load(10, 30), Load(50, 10))
+#: Long conversations, for the late-turn against early-turn latency.
+LONG = Load(4, 200)
+
+
+def _row(setup: str, load: Load, result: Result) -> str:
+    values = result.window(1, load.turns)
+    return (
+        f"| {setup} | {load.conversations} | {result.replies} | {result.errors} | "
+        f"{result.replies / result.elapsed:.1f} | {percentile(values, 50) * 1000:.0f} | "
+        f"{percentile(values, 95) * 1000:.0f} | {percentile(values, 99) * 1000:.0f} |"
+    )
+
+
+def _measure(url: str, loads: Sequence[Load]) -> list[Result]:
+    # One warm-up message so that lazy loading is not measured.
+    asyncio.run(run(url, 1, 1))
+    return [asyncio.run(run(url, load.conversations, load.turns)) for load in loads]
+
+
+def _embedded(scratch: str, loads: Sequence[Load]) -> list[Result]:
+    """The default of `make run`: one Rasa server, one action server, SQLite, locks in memory."""
+    database = f"sqlite+aiosqlite:///{os.path.join(scratch, 'bank.db')}"
+    subprocess.run(
+        [sys.executable, "-m", "bot.db", "--url", database, "seed-demo"],
+        check=True,
+        stdout=subprocess.DEVNULL,
+    )
+    config = StackConfig(
+        rasa_port=25005,
+        action_port=25055,
+        log_dir=Path(scratch) / "embedded-log",
+        extra_env={"TRACKER_DB": os.path.join(scratch, "tracker.db"), "DATABASE_URL": database},
+    )
+    with Stack(config) as stack:
+        return _measure(stack.config.rasa_url, loads)
+
+
+def _clustered(scratch: str, replicas: int, loads: Sequence[Load]) -> list[Result]:
+    """`make cluster` with this many Rasa servers and as many action servers, through nginx."""
+    from bot.cluster import Cluster, ClusterConfig, delete_queue, drop_database, scale_env
+
+    name = f"bench_{uuid.uuid4().hex[:12]}"
+    env = scale_env(
+        {
+            "DATABASE_URL": f"postgresql+asyncpg://postgres@127.0.0.1:5432/{name}",
+            "REDIS_LOCK_PREFIX": f"bench{uuid.uuid4().hex[:8]}",
+            "RABBITMQ_EVENTS_QUEUE": f"{name}_events",
+        }
+    )
+    config = ClusterConfig(
+        rasa_replicas=replicas,
+        action_replicas=replicas,
+        console_replicas=1,
+        entry_port=25080,
+        first_port=25100,
+        auth_token=uuid.uuid4().hex,
+        run_dir=Path(scratch) / f"cluster-{replicas}",
+        env=env,
+    )
+    try:
+        with Cluster(config) as cluster:
+            return _measure(cluster.config.entry_url, loads)
+    finally:
+        drop_database(env["DATABASE_URL"])
+        delete_queue(env["RABBITMQ_URL"], env["RABBITMQ_EVENTS_QUEUE"])
+
+
+def suite() -> str:
+    """Every figure `make bench` reports, as Markdown tables."""
+    scratch = tempfile.mkdtemp(prefix="bench-")
+    lines = [
+        "| set-up | conversations at once | replies | errors | replies/s | p50 ms | p95 ms "
+        "| p99 ms |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    long_results: dict[str, Result] = {}
+    setups: list[tuple[str, Callable[[Sequence[Load]], list[Result]]]] = [
+        ("embedded (SQLite, one process each)", lambda loads: _embedded(scratch, loads)),
+        ("cluster, 1 replica", lambda loads: _clustered(scratch, 1, loads)),
+        ("cluster, 2 replicas", lambda loads: _clustered(scratch, 2, loads)),
+    ]
+    for label, measure in setups:
+        results = measure([*LOADS, LONG])
+        for load, result in zip(LOADS, results, strict=False):
+            lines.append(_row(label, load, result))
+            print(lines[-1], flush=True)
+        long_results[label] = results[-1]
+    lines += [
+        "",
+        f"{LONG.conversations} conversations of {LONG.turns} turns at once:",
+        "",
+        "| set-up | p50 turns 1-10 ms | p50 turns 191-200 ms | late/early |",
+        "|---|---|---|---|",
+    ]
+    for label, result in long_results.items():
+        early = percentile(result.window(1, 10), 50)
+        late = percentile(result.window(LONG.turns - 9, LONG.turns), 50)
+        lines.append(f"| {label} | {early * 1000:.0f} | {late * 1000:.0f} | {late / early:.2f} |")
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--url", help="a running stack; if absent one is started")
-    parser.add_argument("--conversations", type=int, default=4)
-    parser.add_argument("--turns", type=int, default=200)
+    parser.add_argument("--url", help="measure a running stack or cluster entry only")
+    parser.add_argument("--conversations", type=int, default=10)
+    parser.add_argument("--turns", type=int, default=30)
     args = parser.parse_args(argv)
     if args.conversations < 1 or args.turns < 1:
         parser.error("--conversations and --turns must be at least 1")
-
     if args.url:
         result = asyncio.run(run(args.url.rstrip("/"), args.conversations, args.turns))
-    else:
-        scratch = tempfile.mkdtemp(prefix="bench-")
-        database = f"sqlite+aiosqlite:///{os.path.join(scratch, 'bank.db')}"
-        subprocess.run([sys.executable, "-m", "bot.db", "--url", database, "seed-demo"], check=True)
-        config = StackConfig(
-            rasa_port=25005,
-            action_port=25055,
-            extra_env={
-                "TRACKER_DB": os.path.join(scratch, "tracker.db"),
-                "DATABASE_URL": database,
-            },
-        )
-        with Stack(config) as stack:
-            # One warm-up message so that lazy loading is not measured.
-            asyncio.run(run(stack.config.rasa_url, 1, 1))
-            result = asyncio.run(run(stack.config.rasa_url, args.conversations, args.turns))
-    print(report(result, args.conversations, args.turns))
-    return 1 if result.errors else 0
+        print(report(result, args.conversations, args.turns))
+        return 1 if result.errors else 0
+    print(suite())
+    return 0
 
 
 if __name__ == "__main__":

@@ -59,65 +59,136 @@ def _webchat_session_key() -> str:
     return path.read_text(encoding="utf-8").strip()
 
 
-class Stack:
-    """The action server and the Rasa server as child processes."""
+class ProcessGroup:
+    """Child processes started together, each in its own process group, with logs."""
 
-    def __init__(self, config: StackConfig) -> None:
-        self.config = config
+    def __init__(self, log_dir: Path) -> None:
+        self.log_dir = log_dir
         self._processes: list[tuple[str, subprocess.Popen[bytes]]] = []
 
     def _env(self) -> dict[str, str]:
         env = dict(os.environ)
-        env.update(self.config.extra_env)
-        env["ACTION_ENDPOINT_URL"] = self.config.action_url
-        env.setdefault("TRACKER_DB", str(ROOT / "var" / "tracker.db"))
-        env.setdefault("WEBCHAT_SESSION_KEY", _webchat_session_key())
         env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
         env.setdefault("SQLALCHEMY_SILENCE_UBER_WARNING", "1")
         env["PYTHONPATH"] = f"{ROOT}{os.pathsep}{env.get('PYTHONPATH', '')}"
         return env
 
-    def _spawn(self, name: str, args: list[str]) -> None:
-        self.config.log_dir.mkdir(parents=True, exist_ok=True)
+    def _spawn(self, name: str, args: list[str], env: dict[str, str] | None = None) -> None:
+        self.log_dir.mkdir(parents=True, exist_ok=True)
         (ROOT / "var").mkdir(exist_ok=True)
-        log = open(self.config.log_dir / f"{name}.log", "ab")  # noqa: SIM115
+        log = open(self.log_dir / f"{name}.log", "ab")  # noqa: SIM115
         process = subprocess.Popen(
             args,
             cwd=ROOT,
-            env=self._env(),
+            env=env if env is not None else self._env(),
             stdout=log,
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
         self._processes.append((name, process))
 
+    def running(self) -> bool:
+        """Whether every process started is still running."""
+        return all(process.poll() is None for _, process in self._processes)
+
+    def kill(self, name: str) -> None:
+        """Kill one process by name at once (SIGKILL), as a crash would."""
+        for entry in list(self._processes):
+            if entry[0] == name:
+                os.killpg(entry[1].pid, signal.SIGKILL)
+                entry[1].wait()
+                self._processes.remove(entry)
+
+    def _wait(self, url: str, deadline: float) -> None:
+        while time.monotonic() < deadline:
+            for name, process in self._processes:
+                if process.poll() is not None:
+                    raise RuntimeError(
+                        f"{name} exited with {process.returncode}; "
+                        f"see {self.log_dir / (name + '.log')}"
+                    )
+            try:
+                with urllib.request.urlopen(url, timeout=2) as response:  # noqa: S310
+                    if response.status == 200:
+                        return
+            except (urllib.error.URLError, ConnectionError, TimeoutError):
+                pass
+            time.sleep(0.5)
+        raise TimeoutError(f"{url} did not answer in time")
+
+    def stop(self) -> None:
+        """Stop every process started (SIGTERM, then SIGKILL), the last started first."""
+        for _, process in reversed(self._processes):
+            if process.poll() is None:
+                os.killpg(process.pid, signal.SIGTERM)
+        for _, process in reversed(self._processes):
+            try:
+                process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                os.killpg(process.pid, signal.SIGKILL)
+                process.wait()
+        self._processes.clear()
+
+
+def rasa_server_args(model: Path, port: int, endpoints: str, auth_token: str = "") -> list[str]:
+    """The command line of one Rasa server on loopback."""
+    args = [
+        str(VENV_BIN / "rasa"),
+        "run",
+        "--model",
+        str(model),
+        "--port",
+        str(port),
+        "--interface",
+        "127.0.0.1",
+        "--credentials",
+        "credentials.yml",
+        "--endpoints",
+        endpoints,
+        "--cors",
+        "*",
+    ]
+    if auth_token:
+        args += ["--enable-api", "--auth-token", auth_token]
+    return args
+
+
+def action_server_args(port: int) -> list[str]:
+    """The command line of one action server."""
+    return [str(VENV_BIN / "rasa"), "run", "actions", "--actions", "actions", "--port", str(port)]
+
+
+def console_args(port: int) -> list[str]:
+    """The command line of one staff console."""
+    return [sys.executable, "-m", "bot.console", "serve", "--port", str(port)]
+
+
+class Stack(ProcessGroup):
+    """The action server and the Rasa server as child processes."""
+
+    def __init__(self, config: StackConfig) -> None:
+        super().__init__(config.log_dir)
+        self.config = config
+
+    def _env(self) -> dict[str, str]:
+        env = super()._env()
+        env.update(self.config.extra_env)
+        env["ACTION_ENDPOINT_URL"] = self.config.action_url
+        env.setdefault("TRACKER_DB", str(ROOT / "var" / "tracker.db"))
+        env.setdefault("WEBCHAT_SESSION_KEY", _webchat_session_key())
+        return env
+
     def start(self, timeout: float = 180.0) -> None:
         """Start both servers and wait until they answer."""
         if not self.config.model.exists():
             raise FileNotFoundError(f"{self.config.model} is missing: run 'make train' first")
-        rasa = str(VENV_BIN / "rasa")
         # The action server trusts the conversation it is sent: only the Rasa
         # server on this machine may reach it.
         self.config.extra_env.setdefault("SANIC_HOST", "127.0.0.1")
         self._spawn_actions()
-        server = [
-            rasa,
-            "run",
-            "--model",
-            str(self.config.model),
-            "--port",
-            str(self.config.rasa_port),
-            "--interface",
-            "127.0.0.1",
-            "--credentials",
-            "credentials.yml",
-            "--endpoints",
-            "endpoints.yml",
-            "--cors",
-            "*",
-        ]
-        if self.config.auth_token:
-            server += ["--enable-api", "--auth-token", self.config.auth_token]
+        server = rasa_server_args(
+            self.config.model, self.config.rasa_port, "endpoints.yml", self.config.auth_token
+        )
         self._spawn("rasa", server)
         deadline = time.monotonic() + timeout
         if self.config.console_port is not None:
@@ -134,74 +205,17 @@ class Stack:
             RASA_URL=self.config.rasa_url, RASA_AUTH_TOKEN=self.config.auth_token
         )
         self.config.extra_env.setdefault("CONSOLE_SECRET_KEY", secrets.token_urlsafe(32))
-        args = [
-            sys.executable,
-            "-m",
-            "bot.console",
-            "serve",
-            "--port",
-            str(self.config.console_port),
-        ]
-        self._spawn("console", args)
+        assert self.config.console_port is not None
+        self._spawn("console", console_args(self.config.console_port))
 
     def _spawn_actions(self) -> None:
-        rasa = str(VENV_BIN / "rasa")
-        self._spawn(
-            "actions",
-            [
-                rasa,
-                "run",
-                "actions",
-                "--actions",
-                "actions",
-                "--port",
-                str(self.config.action_port),
-            ],
-        )
-
-    def kill(self, name: str) -> None:
-        """Kill one server (`actions` or `rasa`) at once, as a crash would."""
-        for entry in list(self._processes):
-            if entry[0] == name:
-                os.killpg(entry[1].pid, signal.SIGKILL)
-                entry[1].wait()
-                self._processes.remove(entry)
+        self._spawn("actions", action_server_args(self.config.action_port))
 
     def restart_actions(self, timeout: float = 120.0) -> None:
         """Start the action server again (after `kill("actions")`) and wait for it."""
         self._spawn_actions()
         deadline = time.monotonic() + timeout
         self._wait(f"http://127.0.0.1:{self.config.action_port}/health", deadline)
-
-    def _wait(self, url: str, deadline: float) -> None:
-        while time.monotonic() < deadline:
-            for name, process in self._processes:
-                if process.poll() is not None:
-                    raise RuntimeError(
-                        f"{name} server exited with {process.returncode}; "
-                        f"see {self.config.log_dir / (name + '.log')}"
-                    )
-            try:
-                with urllib.request.urlopen(url, timeout=2) as response:  # noqa: S310
-                    if response.status == 200:
-                        return
-            except (urllib.error.URLError, ConnectionError, TimeoutError):
-                pass
-            time.sleep(0.5)
-        raise TimeoutError(f"{url} did not answer in time")
-
-    def stop(self) -> None:
-        """Stop every process this stack started (SIGTERM, then SIGKILL)."""
-        for _, process in reversed(self._processes):
-            if process.poll() is None:
-                os.killpg(process.pid, signal.SIGTERM)
-        for _, process in reversed(self._processes):
-            try:
-                process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                os.killpg(process.pid, signal.SIGKILL)
-                process.wait()
-        self._processes.clear()
 
     def __enter__(self) -> Stack:
         try:
@@ -266,7 +280,7 @@ def main(argv: list[str] | None = None) -> int:
             + "\nPress Ctrl-C to stop.",
             flush=True,
         )
-        while all(p.poll() is None for _, p in stack._processes):
+        while stack.running():
             time.sleep(1)
         print("A server exited; see var/log/. Stopping.", file=sys.stderr)
         return 1

@@ -125,8 +125,8 @@ class WindowedSQLTrackerStore(SQLTrackerStore):
         """Append the events added since retrieval and record the final state.
 
         With an event broker (the scale profile), exactly the appended events
-        are published, after they are committed. Rasa's own `stream_events`
-        would load the conversation a second time to find them.
+        are published, in order, after they are committed. Rasa's own
+        `stream_events` would load the conversation a second time to find them.
         """
         with self.session_scope() as session:
             if hasattr(tracker, STORED_EVENTS):
@@ -167,7 +167,25 @@ class WindowedSQLTrackerStore(SQLTrackerStore):
             session.commit()
         setattr(tracker, STORED_EVENTS, len(tracker.events))
         if self.event_broker is not None:
-            await self._stream_new_events(self.event_broker, new_events, tracker.sender_id)
+            await self._publish_in_order(new_events, tracker.sender_id)
+
+    async def _publish_in_order(self, events: list[Event], sender_id: str) -> None:
+        """Publish the events before the conversation's lock is given back.
+
+        Rasa's RabbitMQ broker publishes each event from a task of its own, so
+        the next turn, handled by another replica, could publish before this
+        one has: downstream would see a conversation out of order. Its
+        coroutine (`_publish`) is awaited here instead, one event after the
+        other; another broker gets `publish`.
+        """
+        assert self.event_broker is not None
+        publish_now = getattr(self.event_broker, "_publish", None)
+        for event in events:
+            body = {"sender_id": sender_id, **event.as_dict()}
+            if publish_now is not None:
+                await publish_now(body)
+            else:
+                self.event_broker.publish(body)
 
 
 def _state_events(domain: Domain, state: ConversationState, timestamp: float) -> list[Event]:

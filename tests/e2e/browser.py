@@ -1,4 +1,4 @@
-"""Headless Chromium for the browser tests, from Debian's packages (`.ci/install-browser`)."""
+"""Headless Chromium for the browser tests, from Debian's packages (`.ci/install-packages`)."""
 
 from __future__ import annotations
 
