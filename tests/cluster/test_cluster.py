@@ -103,16 +103,18 @@ def assert_stored_once_in_order(cluster: Cluster, conversation: Conversation) ->
     assert stored == expected, conversation.sender
 
 
-async def _reference_replies(urls: list[str]) -> list[list[list[str]]]:
-    """Each script played once, on one replica alone: what one instance answers."""
+async def _reference_replies(urls: list[str], times: int = 1) -> list[list[list[str]]]:
+    """Each script played once (`times` over in one conversation), on one replica
+    alone: what one instance answers."""
     rng = random.Random(0)
     references = []
     async with aiohttp.ClientSession() as session:
         for script in SCRIPTS:
             conversation = Conversation()
-            for message, expected in script:
+            for turn, (message, expected) in enumerate(script * times):
                 replies = await say(session, urls[:1], conversation, message, rng)
-                assert expected in "".join(reply_texts(replies)), (message, replies)
+                if turn < len(script):  # the texts are those of a new conversation
+                    assert expected in "".join(reply_texts(replies)), (message, replies)
             references.append([reply_texts(replies) for _, replies in conversation.acknowledged])
     return references
 
@@ -356,7 +358,7 @@ async def test_failover_when_a_rasa_server_and_an_action_server_die(cluster: Clu
     on through the survivors, nothing acknowledged is lost, and the killed
     replica, restarted, serves the same conversations again."""
     urls = cluster.config.rasa_urls
-    references = await _reference_replies(urls)
+    references = await _reference_replies(urls, times=2)
     rng = random.Random(11)
     conversations = [Conversation() for _ in range(20)]
     scripts = [MESSAGES[i % len(MESSAGES)] * 2 for i in range(20)]
@@ -386,7 +388,7 @@ async def test_failover_when_a_rasa_server_and_an_action_server_die(cluster: Clu
         # Every message was answered, by the survivor once the other was dead.
         assert [message for message, _ in conversation.acknowledged] == script
         assert set(conversation.replicas[crashed + 1 :]) <= {urls[0]}
-        reference = references[MESSAGES.index(script[: len(script) // 2])] * 2
+        reference = references[MESSAGES.index(script[: len(script) // 2])]
         stored = turns_of(stored_events(cluster, conversation.sender))
         # A message whose replica died while handling it was sent again: had the
         # dead replica stored it just before dying, it is there twice in a row.
@@ -397,6 +399,8 @@ async def test_failover_when_a_rasa_server_and_an_action_server_die(cluster: Clu
             if turn not in conversation.retried:
                 assert once[turn][1] == reply_texts(replies), (conversation.sender, message)
         for turn, (message, replies) in enumerate(conversation.acknowledged):
+            # Every message is answered (the one in flight may have lost its action).
+            assert replies or turn == crashed, (conversation.sender, message)
             if reply_texts(replies) != reference[turn]:
                 # Only the turn in flight when the servers died may go another way
                 # (an action call cut off mid-way); the conversation may then take
@@ -405,17 +409,17 @@ async def test_failover_when_a_rasa_server_and_an_action_server_die(cluster: Clu
                     conversation.sender,
                     turn,
                     crashed,
-                    message,
                     reply_texts(replies),
                     reference[turn],
                 )
                 diverged.append(conversation.sender)
                 break
-
-    assert len(diverged) <= len(conversations) // 2, diverged
+    assert len(diverged) <= len(conversations) // 4, diverged
 
     await asyncio.to_thread(cluster.restart, "actions-2")
     await asyncio.to_thread(cluster.restart, "rasa-2")
+    access_log = cluster.config.log_dir / "nginx-access.log"
+    seen = access_log.stat().st_size
     async with aiohttp.ClientSession() as session:
         for conversation in conversations[:5]:
             async with session.post(
@@ -433,3 +437,9 @@ async def test_failover_when_a_rasa_server_and_an_action_server_die(cluster: Clu
             assert len(turns_of(stored_events(cluster, conversation.sender))) >= 1 + len(
                 conversation.acknowledged
             )
+    with access_log.open(encoding="utf-8") as log:
+        log.seek(seen)
+        calls = re.findall(r"POST /webhook (\d+) upstream=\S+:(\d+)", log.read())
+    assert {status for status, _ in calls} == {"200"}
+    restarted = str(cluster.config.action_port(1))
+    assert restarted in {port for _, port in calls}, "the restarted action server serves again"
