@@ -29,7 +29,7 @@ help:
 	@echo "           create a staff console account (asks for the password)"
 	@echo "make test   everything CI runs"
 	@echo "make bench  replies/s and latency: the embedded default and the cluster"
-	@echo "           with 1 and 2 replicas (starts each itself, about 10 minutes)"
+	@echo "           with 1 and 2 replicas (starts each itself, about 13 minutes)"
 
 $(INSTALLED): requirements.lock pyproject.toml .ci/setup-venv bot/webchat/package-lock.json
 	.ci/setup-venv
