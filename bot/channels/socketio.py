@@ -19,8 +19,9 @@ its name stays `socketio`, so conversations and staff replies
 - **Replicas share their sockets through Redis** when `WEBCHAT_REDIS_URL` is
   set (the scale profile): python-socketio's `AsyncRedisManager` passes every
   emit to the replica holding the socket, so a staff reply sent through any
-  replica reaches a debtor connected to another. Without it, emits stay in
-  this process, which is right for one server.
+  replica reaches a debtor connected to another (required when
+  `BOT_PROFILE=scale`). Without it, emits stay in this process, which is right
+  for one server.
 
 Without `WEBCHAT_SESSION_KEY` a random key is made at start-up (with a warning):
 pages then start new conversations after every restart of the server.
@@ -33,7 +34,6 @@ import hashlib
 import hmac
 import json
 import logging
-import os
 import secrets
 import uuid
 from collections.abc import Awaitable, Callable
@@ -139,7 +139,7 @@ class SignedSessionSocketIO(SocketIOInput):
         webhook = super().blueprint(on_new_message)
         sio = self.sio
         assert sio is not None
-        redis_url = os.environ.get("WEBCHAT_REDIS_URL", "")
+        redis_url = require_shared("WEBCHAT_REDIS_URL")
         if redis_url:
             _share_through_redis(sio, redis_url)
 

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import pytest
+from socketio import AsyncRedisManager
 
-from bot.channels.socketio import session_ids
+from bot.channels.socketio import SignedSessionSocketIO, session_ids
 from bot.console.__main__ import BAD_INPUT
 from bot.console.__main__ import main as console_main
 from bot.profile import MissingSharedSetting, require_shared, scale_profile
@@ -51,3 +52,28 @@ def test_a_console_replica_will_not_start_with_a_key_of_its_own(
     monkeypatch.delenv("CONSOLE_SECRET_KEY", raising=False)
     assert console_main(["serve", "--port", "1"]) == BAD_INPUT
     assert "CONSOLE_SECRET_KEY" in capsys.readouterr().err
+
+
+def test_web_chat_replicas_share_their_sockets_through_redis(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Without the Redis manager a staff reply would reach only sockets of the
+    replica that sends it; the scale profile will not start without it."""
+    monkeypatch.setenv("BOT_PROFILE", "scale")
+    monkeypatch.setenv("WEBCHAT_SESSION_KEY", "s" * 32)
+    monkeypatch.delenv("WEBCHAT_REDIS_URL", raising=False)
+    session_ids.cache_clear()
+
+    async def handler(message: object) -> None:
+        return None
+
+    try:
+        channel = SignedSessionSocketIO.from_credentials(None)
+        with pytest.raises(MissingSharedSetting, match="WEBCHAT_REDIS_URL"):
+            channel.blueprint(handler)
+        monkeypatch.setenv("WEBCHAT_REDIS_URL", "redis://127.0.0.1:6379/0")
+        channel = SignedSessionSocketIO.from_credentials(None)
+        channel.blueprint(handler)
+        assert isinstance(channel.sio.manager, AsyncRedisManager)
+    finally:
+        session_ids.cache_clear()
