@@ -38,11 +38,11 @@ from typing import Any
 from bot.stack import (
     ROOT,
     ProcessGroup,
-    _interrupt,
-    _webchat_session_key,
     action_server_args,
     console_args,
     rasa_server_args,
+    stop_on_sigterm,
+    webchat_session_key,
 )
 
 SCALE_ENDPOINTS = "endpoints.scale.yml"
@@ -338,7 +338,7 @@ class Cluster(ProcessGroup):
         env = super()._env()
         env.update(self.config.env)
         env["ACTION_ENDPOINT_URL"] = self.config.action_entry_url
-        env.setdefault("WEBCHAT_SESSION_KEY", _webchat_session_key())
+        env.setdefault("WEBCHAT_SESSION_KEY", webchat_session_key())
         env["RASA_AUTH_TOKEN"] = self.config.auth_token
         env["RASA_URL"] = self.config.entry_url
         # The action servers trust the conversation they are sent: loopback only.
@@ -454,7 +454,7 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError as error:
         parser.error(str(error))
     cluster = Cluster(config)
-    signal.signal(signal.SIGTERM, _interrupt)
+    signal.signal(signal.SIGTERM, stop_on_sigterm)
     print(
         f"Starting {args.rasa} Rasa servers, {args.actions} action servers, "
         f"{args.consoles} consoles, the audit relay and nginx (logs in {config.log_dir}) ...",

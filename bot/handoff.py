@@ -12,7 +12,6 @@ returns the open one, raised to the more urgent priority.
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import json
 import secrets
 import weakref
@@ -30,7 +29,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
 from bot import audit
-from bot.db.engine import Database
+from bot.db.engine import Database, advisory_lock_key
 from bot.db.models import (
     HANDOFF_OUTCOMES,
     Account,
@@ -641,9 +640,7 @@ async def resuming(db: Database, conversation_id: str) -> AsyncIterator[None]:
         return
     key = {
         "namespace": _RESUME_LOCK_NAMESPACE,
-        "key": int.from_bytes(
-            hashlib.sha256(conversation_id.encode()).digest()[:4], "big", signed=True
-        ),
+        "key": advisory_lock_key(conversation_id),
     }
     async with db.engine.connect() as connection:
         await connection.execute(sa.text("SELECT pg_advisory_lock(:namespace, :key)"), key)

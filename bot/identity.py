@@ -24,7 +24,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot import audit
-from bot.db.engine import Database
+from bot.db.engine import Database, advisory_lock_key
 from bot.db.models import Debtor, VerificationAttempt, VerificationLock, utcnow
 
 #: Failed attempts within `LOCK_MINUTES` that lock a conversation or a debtor.
@@ -274,11 +274,6 @@ async def _failures(
     return int((await session.execute(query)).scalar_one())
 
 
-def _lock_key(value: str) -> int:
-    """A signed 32-bit key for a PostgreSQL advisory lock."""
-    return int.from_bytes(hashlib.sha256(value.encode()).digest()[:4], "big", signed=True)
-
-
 async def _serialize(session: AsyncSession, conversation_id: str, debtor_id: int | None) -> None:
     """Make concurrent checks of one conversation or one debtor wait for each other.
 
@@ -288,7 +283,7 @@ async def _serialize(session: AsyncSession, conversation_id: str, debtor_id: int
     SQLite: a no-op write takes the database's single write lock.
     """
     if session.bind.dialect.name == "postgresql":
-        keys = [(_LOCK_NAMESPACE_CONVERSATION, _lock_key(conversation_id))]
+        keys = [(_LOCK_NAMESPACE_CONVERSATION, advisory_lock_key(conversation_id))]
         if debtor_id is not None:
             keys.append((_LOCK_NAMESPACE_DEBTOR, debtor_id))
         for namespace, key in keys:

@@ -49,7 +49,7 @@ class StackConfig:
         return f"http://127.0.0.1:{self.console_port}"
 
 
-def _webchat_session_key() -> str:
+def webchat_session_key() -> str:
     """The key that signs web chat session ids, kept in `var/` across restarts."""
     path = ROOT / "var" / "webchat-session.key"
     if not path.exists():
@@ -175,7 +175,7 @@ class Stack(ProcessGroup):
         env.update(self.config.extra_env)
         env["ACTION_ENDPOINT_URL"] = self.config.action_url
         env.setdefault("TRACKER_DB", str(ROOT / "var" / "tracker.db"))
-        env.setdefault("WEBCHAT_SESSION_KEY", _webchat_session_key())
+        env.setdefault("WEBCHAT_SESSION_KEY", webchat_session_key())
         return env
 
     def start(self, timeout: float = 180.0) -> None:
@@ -229,7 +229,7 @@ class Stack(ProcessGroup):
         self.stop()
 
 
-def _interrupt(signum: int, frame: object) -> None:
+def stop_on_sigterm(signum: int, frame: object) -> None:
     raise KeyboardInterrupt
 
 
@@ -259,7 +259,7 @@ def main(argv: list[str] | None = None) -> int:
 
     demo_password = asyncio.run(reset_demo_user(database_url()))
     # `kill` (SIGTERM) stops the children too, as Ctrl-C does.
-    signal.signal(signal.SIGTERM, _interrupt)
+    signal.signal(signal.SIGTERM, stop_on_sigterm)
     print(
         "Starting the action server, the Rasa server and the staff console (logs in var/log/) ...",
         flush=True,

@@ -10,6 +10,7 @@ honoured by psycopg2 natively and passed on to asyncpg here.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import shlex
 from collections.abc import AsyncIterator
@@ -147,3 +148,8 @@ class Database:
             await self._engine.dispose()
             self._engine = None
             self._sessions = None
+
+
+def advisory_lock_key(value: str) -> int:
+    """A signed 32-bit key for a PostgreSQL advisory lock on `value` (e.g. a conversation)."""
+    return int.from_bytes(hashlib.sha256(value.encode()).digest()[:4], "big", signed=True)
