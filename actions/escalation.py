@@ -39,7 +39,7 @@ from bot.handoff import (
     should_refer_when_negotiator_declined,
 )
 from bot.identity import is_verified
-from bot.policy import current_policy
+from bot.policy import current_critical_messages, current_policy
 
 #: Slots whose values describe the debtor's circumstances, copied into a case.
 CIRCUMSTANCE_SLOTS = (
@@ -224,6 +224,23 @@ class ActionHandOffOnRequest(Action):
         return events
 
 
+def support_in_distress(dispatcher: CollectingDispatcher, tracker: Tracker) -> None:
+    """Care and the crisis hotline; with a life in danger now, police and ambulance first."""
+    escalation = current_policy().escalation
+    text = tracker.latest_message.get("text") or ""
+    if current_critical_messages().is_imminent_danger(text):
+        dispatcher.utter_message(
+            response="utter_imminent_danger",
+            police_hotline=escalation.police_hotline,
+            ambulance_hotline=escalation.ambulance_hotline,
+            crisis_hotline=escalation.crisis_hotline,
+        )
+    else:
+        dispatcher.utter_message(
+            response="utter_express_distress", crisis_hotline=escalation.crisis_hotline
+        )
+
+
 class ActionSupportDistress(Action):
     """Care and the crisis hotline first, then a person, before anything about money."""
 
@@ -233,10 +250,7 @@ class ActionSupportDistress(Action):
     async def run(
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> list[EventType]:
-        dispatcher.utter_message(
-            response="utter_express_distress",
-            crisis_hotline=current_policy().escalation.crisis_hotline,
-        )
+        support_in_distress(dispatcher, tracker)
         events, _ = await hand_off(
             dispatcher, tracker, "distress", detail=tracker.latest_message.get("text")
         )
@@ -261,10 +275,7 @@ class ActionWatchHeldConversation(Action):
         intent = (tracker.latest_message.get("intent") or {}).get("name")
         if not tracker.is_paused() or intent != "express_distress":
             return []
-        dispatcher.utter_message(
-            response="utter_express_distress",
-            crisis_hotline=current_policy().escalation.crisis_hotline,
-        )
+        support_in_distress(dispatcher, tracker)
         opened = await queue_case(tracker, "distress", detail=tracker.latest_message.get("text"))
         dispatcher.utter_message(response="utter_distress_while_held")
         return [SlotSet(HANDOFF_REFERENCE, opened.reference)]

@@ -31,6 +31,7 @@ from pydantic import (
     validator,
 )
 
+from bot.critical import RULE_INTENTS, CriticalMessages, Rule, compile_patterns
 from bot.db.models import HANDOFF_REASONS
 
 #: The policy the assistant uses unless `NEGOTIATION_POLICY` names another file.
@@ -173,6 +174,9 @@ class Escalation(_Section):
     """When a conversation goes to a person or to collections, and how urgently."""
 
     crisis_hotline: constr(regex=r"^[0-9-]{3,20}$")  # type: ignore[valid-type]
+    #: Given at once, before anything else, when a life is in danger now.
+    police_hotline: constr(regex=r"^[0-9-]{3,20}$")  # type: ignore[valid-type]
+    ambulance_hotline: constr(regex=r"^[0-9-]{3,20}$")  # type: ignore[valid-type]
     regulator_hotline: constr(regex=r"^[0-9-]{3,20}$")  # type: ignore[valid-type]
     #: Lower is served first; distress must come first.
     priorities: dict[str, conint(ge=1, le=9)]  # type: ignore[valid-type]
@@ -207,6 +211,48 @@ class Escalation(_Section):
         return value
 
 
+Pattern = constr(min_length=1)
+
+
+class CriticalRule(_Section):
+    """Regular expressions that mark one class of critical message, and its exceptions."""
+
+    match: tuple[Pattern, ...]  # type: ignore[valid-type]
+    unless: tuple[Pattern, ...] = ()  # type: ignore[valid-type]
+
+    @validator("match", "unless")
+    def _valid_patterns(cls, value: tuple[str, ...]) -> tuple[str, ...]:  # noqa: N805
+        compile_patterns(value)
+        return value
+
+    @validator("match")
+    def _not_empty(cls, value: tuple[str, ...]) -> tuple[str, ...]:  # noqa: N805
+        if not value:
+            raise ValueError("give at least one pattern")
+        return value
+
+
+class CriticalMessagesSection(_Section):
+    """The rules applied after the classifier; see `bot.critical`."""
+
+    imminent_danger: CriticalRule
+    express_distress: CriticalRule
+    complain: CriticalRule
+    dispute_debt: CriticalRule
+    request_human: CriticalRule
+    unable_to_pay: CriticalRule
+
+    def compiled(self) -> CriticalMessages:
+        """The rules, compiled, in the order `bot.critical.RULE_INTENTS` tries them."""
+        rules = []
+        for name, intent in RULE_INTENTS.items():
+            rule: CriticalRule = getattr(self, name)
+            rules.append(
+                Rule(name, intent, compile_patterns(rule.match), compile_patterns(rule.unless))
+            )
+        return CriticalMessages(rules)
+
+
 class Policy(_Section):
     """The whole negotiation policy; see `bot/policies/negotiation.yml` for each setting."""
 
@@ -224,6 +270,7 @@ class Policy(_Section):
     #: domain.yml has choice buttons for one to three offers.
     max_offers: conint(ge=1, le=3)  # type: ignore[valid-type]
     escalation: Escalation
+    critical_messages: CriticalMessagesSection
 
     @validator("ranking")
     def _every_plan_once(cls, value: tuple[str, ...]) -> tuple[str, ...]:  # noqa: N805
@@ -288,6 +335,12 @@ def load_policy(path: str | os.PathLike[str] | None = None) -> Policy:
 def current_policy() -> Policy:
     """The policy of this process, loaded once."""
     return load_policy()
+
+
+@functools.lru_cache(maxsize=1)
+def current_critical_messages() -> CriticalMessages:
+    """The critical-message rules of this process's policy, compiled once."""
+    return current_policy().critical_messages.compiled()
 
 
 def main(argv: list[str] | None = None) -> int:

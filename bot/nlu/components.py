@@ -24,8 +24,10 @@ from rasa.shared.nlu.constants import (
 from rasa.shared.nlu.training_data.message import Message
 from rasa.shared.nlu.training_data.training_data import TrainingData
 
+from bot.critical import CriticalMessages
 from bot.nlu.normalize import normalize_text
 from bot.nlu.quantities import QuantityParser, as_entities
+from bot.policy import load_policy
 
 logger = logging.getLogger(__name__)
 
@@ -129,6 +131,56 @@ class QuantityExtractor(GraphComponent, EntityExtractorMixin):
                 if not any(e["start"] < q["end"] and q["start"] < e["end"] for q in found)
             ]
             message.set(ENTITIES, kept + found, add_to_output=True)
+        return messages
+
+
+@DefaultV1Recipe.register([DefaultV1Recipe.ComponentType.INTENT_CLASSIFIER], is_trainable=False)
+class CriticalMessageGuard(GraphComponent):
+    """Corrects the intent of critical messages by the policy's `critical_messages` rules.
+
+    Distress, complaints about conduct, disputes, requests for a person and
+    "I cannot pay" are caught by word and pattern lists as well as by DIET
+    (see `bot.critical`). Runs after the FallbackClassifier, so a critical
+    message the classifier was unsure of is not lost to the fallback. The
+    rules are read from the policy file (`policy_path`, else
+    `NEGOTIATION_POLICY` or the bundled one) and validated when the model loads.
+    """
+
+    @staticmethod
+    def get_default_config() -> dict[str, Any]:
+        return {"policy_path": None}
+
+    def __init__(self, rules: CriticalMessages) -> None:
+        self._rules = rules
+
+    @classmethod
+    def create(
+        cls,
+        config: dict[str, Any],
+        model_storage: ModelStorage,
+        resource: Resource,
+        execution_context: ExecutionContext,
+    ) -> CriticalMessageGuard:
+        return cls(load_policy(config["policy_path"]).critical_messages.compiled())
+
+    def process(self, messages: list[Message]) -> list[Message]:
+        for message in messages:
+            text = message.get(TEXT)
+            if not text:
+                continue
+            predicted = (message.get(INTENT) or {}).get(INTENT_NAME_KEY)
+            verdict = self._rules.correct(predicted, text)
+            if verdict is None:
+                continue
+            logger.debug("critical rule %s: %s -> %s", verdict.rule, predicted, verdict.intent)
+            corrected = {INTENT_NAME_KEY: verdict.intent, PREDICTED_CONFIDENCE_KEY: 1.0}
+            ranking = [
+                item
+                for item in message.get(INTENT_RANKING_KEY) or []
+                if item.get(INTENT_NAME_KEY) != verdict.intent
+            ]
+            message.set(INTENT, corrected, add_to_output=True)
+            message.set(INTENT_RANKING_KEY, [corrected, *ranking], add_to_output=True)
         return messages
 
 

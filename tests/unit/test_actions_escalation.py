@@ -470,6 +470,38 @@ async def test_distress_while_a_person_holds_the_conversation_is_answered_at_onc
     assert (case["reason"], case["priority"], case["status"]) == ("distress", 1, "waiting")
 
 
+@pytest.mark.parametrize("text", ["我现在就在楼顶", "安眠药我都准备好了", "我而家喺天台"])
+async def test_imminent_danger_gets_police_and_ambulance_first(
+    bank: dict[str, int], clock: Callable[[datetime], None], text: str
+) -> None:
+    dispatcher = CollectingDispatcher()
+    await ActionSupportDistress().run(dispatcher, tracker(text, {}, "express_distress"), {})
+    [case] = cases()
+    assert dispatcher.messages[0] == message(
+        "utter_imminent_danger", police_hotline="110", ambulance_hotline="120", crisis_hotline="12356"
+    )
+    assert (case["reason"], case["priority"]) == ("distress", 1)
+
+
+async def test_imminent_danger_while_held_out_of_hours_is_answered_in_the_same_turn(
+    bank: dict[str, int], clock: Callable[[datetime], None]
+) -> None:
+    clock(datetime(2026, 12, 6, 23, 30, tzinfo=BEIJING))  # a Sunday night: no staff
+    await ActionHandOffOnRequest().run(
+        CollectingDispatcher(), tracker("转人工", {}, "request_human"), {}
+    )
+    dispatcher = CollectingDispatcher()
+    await ActionWatchHeldConversation().run(
+        dispatcher, tracker("我现在就在楼顶", {}, "express_distress", paused=True), {}
+    )
+    assert [m["response"] for m in dispatcher.messages] == [
+        "utter_imminent_danger",
+        "utter_distress_while_held",
+    ]
+    [case] = cases()
+    assert (case["reason"], case["priority"]) == ("distress", 1)
+
+
 async def test_a_verified_dispute_puts_the_account_on_hold(
     bank: dict[str, int], clock: Callable[[datetime], None]
 ) -> None:

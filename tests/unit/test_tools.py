@@ -5,8 +5,8 @@ import math
 from pathlib import Path
 
 from bot.bench import Result, percentile, report
+from bot.nlu_report import evaluation_of, held_out_texts, weakest
 from bot.nlu_report import main as nlu_report_main
-from bot.nlu_report import weakest
 from tests.e2e.conversations import Turn, check_turn
 
 
@@ -47,6 +47,58 @@ def test_nlu_report_fails_below_the_minimum(tmp_path: Path) -> None:
 def test_nlu_report_passes_at_the_minimum(tmp_path: Path) -> None:
     _write_report(tmp_path, 0.90)
     assert nlu_report_main([str(tmp_path), "--min-macro-f1", "0.90"]) == 0
+
+
+REGISTERS = """version: "3.1"
+nlu:
+- intent: state_hardship
+  examples: |
+    - 卡債繳不出來
+    - 失业了还不上
+- intent: greet
+  examples: |
+    - 在吗
+    - 哈喽
+"""
+
+
+def _write_predictions(directory: Path, predicted: dict[str, str]) -> Path:
+    """A registers set and `rasa test nlu --successes` output predicting `predicted`."""
+    registers = directory / "registers.yml"
+    registers.write_text(REGISTERS, encoding="utf-8")
+    expected = held_out_texts(registers)
+    _write_report(directory, 0.95)
+    rows = {"intent_successes.json": [], "intent_errors.json": []}
+    for text, intent in predicted.items():
+        target = expected[text] if text in expected else "greet"
+        name = "intent_successes.json" if intent == target else "intent_errors.json"
+        rows[name].append(
+            {"text": text, "intent": target, "intent_prediction": {"name": intent, "confidence": 1}}
+        )
+    for name, items in rows.items():
+        (directory / name).write_text(json.dumps(items, ensure_ascii=False), encoding="utf-8")
+    return registers
+
+
+def test_registers_report_measures_accuracy_and_critical_recall(tmp_path: Path) -> None:
+    registers = _write_predictions(
+        tmp_path,
+        {"卡债缴不出来": "refuse_payment", "失业了还不上": "state_hardship", "在吗": "greet", "哈喽": "greet"},
+    )
+    result = evaluation_of(tmp_path, held_out_texts(registers))
+    assert result.accuracy == 0.75
+    assert result.recalls() == {"greet": 1.0, "state_hardship": 0.5}
+    assert result.confusions() == [(("state_hardship", "refuse_payment"), 1)]
+    args = [str(tmp_path), "--registers", str(registers), "--min-accuracy", "0.7"]
+    assert nlu_report_main(args) == 1  # critical recall 0.5 < 0.98
+    assert nlu_report_main([*args, "--min-critical-recall", "0.5"]) == 0
+    assert json.loads((tmp_path / "summary.json").read_text())["registers_accuracy"] == 0.75
+
+
+def test_registers_report_fails_when_examples_were_not_evaluated(tmp_path: Path) -> None:
+    registers = _write_predictions(tmp_path, {"在吗": "greet"})
+    args = [str(tmp_path), "--registers", str(registers), "--min-accuracy", "0"]
+    assert nlu_report_main([*args, "--min-critical-recall", "0"]) == 1
 
 
 def test_weakest_ignores_summary_rows() -> None:

@@ -1,0 +1,185 @@
+"""The critical-message rules of the bundled policy: true and false positives by class."""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+import yaml
+
+from bot.critical import CriticalMessages
+from bot.policy import DEFAULT_POLICY_PATH, PolicyError, load_policy, parse_policy
+
+
+@pytest.fixture(scope="module")
+def rules() -> CriticalMessages:
+    return load_policy().critical_messages.compiled()
+
+
+def intent_of(rules: CriticalMessages, text: str) -> str | None:
+    verdict = rules.verdict(text)
+    return None if verdict is None else verdict.intent
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "我现在就在楼顶",
+        "我現在就在樓頂",
+        "人已经站在江边了",
+        "药我都准备好了",
+        "安眠药买好了 今晚就吃",
+        "我现在就去跳楼",
+        "遗书都写好了",
+        "我而家喺天台",
+        "这是最后一条消息了 再见",
+    ],
+)
+def test_imminent_danger_names_a_place_a_means_or_now(rules: CriticalMessages, text: str) -> None:
+    assert rules.is_imminent_danger(text)
+    assert intent_of(rules, text) == "express_distress"
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "不想活了",
+        "活着真没意思",
+        "我真的撑不下去了",
+        "欠了这么多 不如死了算了",
+        "我走了家里人就不用替我还了吧",
+        "我唔想再活落去",
+        "人生沒希望了",
+    ],
+)
+def test_distress_without_danger_now(rules: CriticalMessages, text: str) -> None:
+    assert intent_of(rules, text) == "express_distress"
+    assert not rules.is_imminent_danger(text)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "笑死我了",
+        "烦死了天天加班",
+        "我住在楼顶那一层，信号不好",
+        "信用卡逾期会坐牢吗",
+        "催收会打电话给家人吗",
+        "催收可以上门吗",
+        "怎么投诉你们",
+        "罚息是怎么算的",
+        "你是机器人吗",
+        "你係咪真人嚟㗎",
+        "切 懒得跟你说",
+        "我就是不还",
+        "我跟家里商量一下明天再来",
+        "最低还款是多少",
+        "有哪些方案 直接说吧",
+    ],
+)
+def test_questions_figures_of_speech_and_other_intents_are_left_alone(
+    rules: CriticalMessages, text: str
+) -> None:
+    assert intent_of(rules, text) is None
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "催收说不还就让我坐牢",
+        "你们的人天天打电话给我爸妈",
+        "一天打二十个电话 还让不让人活",
+        "有人冒充法院给我打电话",
+        "你們把我的資料洩露了",
+        "催收打到我单位去了 领导都知道了",
+        "说要上门找我家人",
+        "我要投诉你们的催收员",
+        "昨天催收说会上门",
+    ],
+)
+def test_complaints_about_conduct(rules: CriticalMessages, text: str) -> None:
+    assert intent_of(rules, text) == "complain"
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "这笔钱我早就还了",
+        "金额不对 我没欠这么多",
+        "這筆不是我刷的",
+        "我的卡被盗刷了",
+        "上个月就还清了怎么还显示逾期",
+    ],
+)
+def test_disputes(rules: CriticalMessages, text: str) -> None:
+    assert intent_of(rules, text) == "dispute_debt"
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["转人工", "不想和机器说话", "找你们协商部门的人谈", "有没有真人", "唔该帮我转人工", "我要找真人"],
+)
+def test_requests_for_a_person(rules: CriticalMessages, text: str) -> None:
+    assert intent_of(rules, text) == "request_human"
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["我真的还不上了", "还不起", "卡債繳不出來", "这个月实在没钱还", "我没有能力偿还", "钱凑不齐"],
+)
+def test_inability_to_pay_is_hardship(rules: CriticalMessages, text: str) -> None:
+    assert intent_of(rules, text) == "state_hardship"
+
+
+@pytest.mark.parametrize("text", ["我真的还不上了", "还不起了 你们看着办吧", "繳不出來"])
+def test_inability_is_never_a_refusal(rules: CriticalMessages, text: str) -> None:
+    verdict = rules.correct("refuse_payment", text)
+    assert verdict is not None and verdict.intent == "state_hardship"
+
+
+def test_an_explicit_refusal_stays_a_refusal(rules: CriticalMessages) -> None:
+    assert rules.correct("refuse_payment", "我就是不想还，你们爱咋咋地") is None
+    assert rules.correct("refuse_payment", "不是还不起，是不想还") is None
+
+
+def test_inability_keeps_an_faq_or_an_answer_in_the_form(rules: CriticalMessages) -> None:
+    assert rules.correct("faq", "这个月还不上了怎么办") is None
+    assert rules.correct("inform", "失业了还不上") is None
+
+
+def test_a_more_urgent_prediction_is_kept(rules: CriticalMessages) -> None:
+    assert rules.correct("express_distress", "催收天天打电话给我爸妈 我不想活了") is None
+    text = "催收天天打电话给我爸妈"
+    assert rules.correct("request_human", text) is not None
+    assert rules.correct("faq", text).intent == "complain"  # type: ignore[union-attr]
+
+
+def test_distress_overrides_any_prediction(rules: CriticalMessages) -> None:
+    verdict = rules.correct("ask_account_status", "我现在就在楼顶")
+    assert verdict is not None and verdict.intent == "express_distress"
+    assert verdict.imminent_danger
+
+
+def _policy_data() -> dict:
+    return yaml.safe_load(DEFAULT_POLICY_PATH.read_text(encoding="utf-8"))
+
+
+def test_a_pattern_that_is_not_a_regex_stops_the_policy() -> None:
+    data = copy.deepcopy(_policy_data())
+    data["critical_messages"]["complain"]["match"].append("(投诉")
+    with pytest.raises(PolicyError, match=r"critical_messages.complain.match.*\(投诉"):
+        parse_policy(data)
+
+
+def test_a_rule_without_patterns_stops_the_policy() -> None:
+    data = copy.deepcopy(_policy_data())
+    data["critical_messages"]["request_human"]["match"] = []
+    with pytest.raises(PolicyError, match="critical_messages.request_human.match"):
+        parse_policy(data)
+
+
+def test_every_rule_is_required() -> None:
+    data = copy.deepcopy(_policy_data())
+    del data["critical_messages"]["imminent_danger"]
+    with pytest.raises(PolicyError, match="critical_messages.imminent_danger"):
+        parse_policy(data)
