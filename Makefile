@@ -25,13 +25,15 @@ help:
 	@echo "           N Rasa servers and M action servers behind nginx, on"
 	@echo "           PostgreSQL, Redis and RabbitMQ (the scale profile)"
 	@echo "make shell  chat with the running assistant in this terminal"
+	@echo "make botium the Botium convos (tests/botium) against the running assistant"
 	@echo "make console-user USERNAME=li NAME=李专员 ROLE=negotiator"
 	@echo "           create a staff console account (asks for the password)"
 	@echo "make test   everything CI runs"
 	@echo "make bench  replies/s and latency: the embedded default and the cluster"
 	@echo "           with 1 and 2 replicas (starts each itself, about 13 minutes)"
 
-$(INSTALLED): requirements.lock pyproject.toml .ci/setup-venv bot/webchat/package-lock.json
+$(INSTALLED): requirements.lock pyproject.toml .ci/setup-venv bot/webchat/package-lock.json \
+		tests/botium/package-lock.json
 	.ci/setup-venv
 	@touch $@
 
@@ -56,6 +58,10 @@ cluster: $(MODEL)
 
 shell: $(INSTALLED)
 	$(PY) -m bot.chat
+
+# The Botium suite against a running assistant (`make run`; RASA_URL for another).
+botium: $(INSTALLED)
+	node tests/botium/run.js
 
 ROLE ?= negotiator
 console-user: $(INSTALLED)
