@@ -52,7 +52,9 @@ def compile_patterns(patterns: Iterable[str]) -> tuple[re.Pattern[str], ...]:
         try:
             compiled.append(re.compile(pattern))
         except re.error as error:
-            raise ValueError(f"pattern {pattern!r} is not a valid regular expression: {error}")
+            raise ValueError(
+                f"pattern {pattern!r} is not a valid regular expression: {error}"
+            ) from None
     return tuple(compiled)
 
 

@@ -478,7 +478,10 @@ async def test_imminent_danger_gets_police_and_ambulance_first(
     await ActionSupportDistress().run(dispatcher, tracker(text, {}, "express_distress"), {})
     [case] = cases()
     assert dispatcher.messages[0] == message(
-        "utter_imminent_danger", police_hotline="110", ambulance_hotline="120", crisis_hotline="12356"
+        "utter_imminent_danger",
+        police_hotline="110",
+        ambulance_hotline="120",
+        crisis_hotline="12356",
     )
     assert (case["reason"], case["priority"]) == ("distress", 1)
 

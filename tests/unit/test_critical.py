@@ -117,7 +117,14 @@ def test_disputes(rules: CriticalMessages, text: str) -> None:
 
 @pytest.mark.parametrize(
     "text",
-    ["转人工", "不想和机器说话", "找你们协商部门的人谈", "有没有真人", "唔该帮我转人工", "我要找真人"],
+    [
+        "转人工",
+        "不想和机器说话",
+        "找你们协商部门的人谈",
+        "有没有真人",
+        "唔该帮我转人工",
+        "我要找真人",
+    ],
 )
 def test_requests_for_a_person(rules: CriticalMessages, text: str) -> None:
     assert intent_of(rules, text) == "request_human"

@@ -83,7 +83,12 @@ def _write_predictions(directory: Path, predicted: dict[str, str]) -> Path:
 def test_registers_report_measures_accuracy_and_critical_recall(tmp_path: Path) -> None:
     registers = _write_predictions(
         tmp_path,
-        {"卡债缴不出来": "refuse_payment", "失业了还不上": "state_hardship", "在吗": "greet", "哈喽": "greet"},
+        {
+            "卡债缴不出来": "refuse_payment",
+            "失业了还不上": "state_hardship",
+            "在吗": "greet",
+            "哈喽": "greet",
+        },
     )
     result = evaluation_of(tmp_path, held_out_texts(registers))
     assert result.accuracy == 0.75
