@@ -245,3 +245,20 @@ class RestClient:
 async def client(rasa_url: str) -> Any:
     async with aiohttp.ClientSession() as session:
         yield RestClient(session, rasa_url)
+
+
+@pytest.fixture
+def lift_holds(database_url: str) -> Iterator[None]:
+    """Disputes, agreements and promises put accounts on hold: later tests start without them."""
+    before = {
+        row["id"]: row["collections_hold"]
+        for row in query(database_url, "SELECT id, collections_hold FROM accounts")
+    }
+    yield
+    for account_id, hold in before.items():
+        execute(
+            database_url,
+            "UPDATE accounts SET collections_hold = :h WHERE id = :i",
+            h=hold,
+            i=account_id,
+        )

@@ -14,14 +14,12 @@ import os
 import re
 import shutil
 import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from bot.conduct import conduct_problems
-from tests.e2e.conftest import execute, query
 from tests.e2e.conversations import FORBIDDEN_EVERYWHERE
 
 pytestmark = pytest.mark.e2e
@@ -30,23 +28,6 @@ BOTIUM = Path(__file__).resolve().parent.parent / "botium"
 CONVOS = BOTIUM / "convos"
 #: The whole suite, one convo after the other; a convo takes a few seconds.
 TIMEOUT_SECONDS = 600
-
-
-@pytest.fixture
-def restore_holds(database_url: str) -> Iterator[None]:
-    """The agreement and the promise the suite records put accounts on hold: lift them after."""
-    before = {
-        row["id"]: row["collections_hold"]
-        for row in query(database_url, "SELECT id, collections_hold FROM accounts")
-    }
-    yield
-    for account_id, hold in before.items():
-        execute(
-            database_url,
-            "UPDATE accounts SET collections_hold = :h WHERE id = :i",
-            h=hold,
-            i=account_id,
-        )
 
 
 def _bot_replies(report: dict[str, Any]) -> list[str]:
@@ -58,7 +39,7 @@ def _bot_replies(report: dict[str, Any]) -> list[str]:
     ]
 
 
-def test_the_botium_suite_passes(rasa_url: str, restore_holds: None, tmp_path: Path) -> None:
+def test_the_botium_suite_passes(rasa_url: str, lift_holds: None, tmp_path: Path) -> None:
     node = shutil.which("node")
     if node is None:
         pytest.fail("node is not on PATH: the Botium suite needs Node.js 20 or later")

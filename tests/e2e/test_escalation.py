@@ -79,23 +79,6 @@ def chen_jing_long_overdue(database_url: str) -> Iterator[None]:
     )
 
 
-@pytest.fixture
-def lift_holds(database_url: str) -> Iterator[None]:
-    """Disputes put accounts on hold; later tests start without holds they did not make."""
-    before = {
-        row["id"]: row["collections_hold"]
-        for row in query(database_url, "SELECT id, collections_hold FROM accounts")
-    }
-    yield
-    for account_id, hold in before.items():
-        execute(
-            database_url,
-            "UPDATE accounts SET collections_hold = :h WHERE id = :i",
-            h=hold,
-            i=account_id,
-        )
-
-
 # --- triggers ------------------------------------------------------------------------------
 
 
