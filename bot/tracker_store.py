@@ -32,7 +32,9 @@ from typing import Any
 import sqlalchemy as sa
 from rasa.core.tracker_store import SQLTrackerStore
 from rasa.shared.core.domain import Domain
+from rasa.shared.core.constants import ACTION_LISTEN_NAME
 from rasa.shared.core.events import (
+    ActionExecuted,
     ActiveLoop,
     ConversationPaused,
     Event,
@@ -189,8 +191,15 @@ class WindowedSQLTrackerStore(SQLTrackerStore):
 
 
 def _state_events(domain: Domain, state: ConversationState, timestamp: float) -> list[Event]:
-    """Events that recreate `state`: slots off their initial value, loop, pause."""
-    events: list[Event] = []
+    """Events that recreate `state`: slots off their initial value, loop, pause.
+
+    They open with a visible `action_listen`, as a full conversation opens with
+    `action_session_start`: Rasa's ML featurisation skips turns that only rules
+    drive (a form's questions), and a window of nothing else would leave the
+    policies without a single state (an IndexError in the memoization policy,
+    the turn never stored, the form's question asked again and again).
+    """
+    events: list[Event] = [ActionExecuted(ACTION_LISTEN_NAME, timestamp=timestamp)]
     for name, value in json.loads(state.slots).items():
         slot = next((s for s in domain.slots if s.name == name), None)
         if slot is not None and value != slot.initial_value:

@@ -24,6 +24,8 @@ from rasa.shared.core.events import (
 )
 from rasa.shared.core.trackers import DialogueStateTracker
 
+from rasa.core.featurizers.tracker_featurizers import MaxHistoryTrackerFeaturizer
+
 from bot.tracker_store import STORED_EVENTS, WindowedSQLTrackerStore
 
 DOMAIN = Domain.from_yaml(
@@ -274,3 +276,47 @@ async def test_an_event_broker_gets_each_stored_event_once(store: WindowedSQLTra
     assert [e.get("text") for e in broker.published if e["event"] == "user"] == [
         f"第{index}句" for index in range(1, 40)
     ]
+
+
+def form_turn(text: str, index: int) -> list:
+    """One answer inside a form that only rules drive: Rasa hides these turns."""
+    return [
+        UserUttered(text, {"name": "inform", "confidence": 1.0}, timestamp=T0 + index),
+        ActionExecuted("circumstances_form", timestamp=T0 + index, hide_rule_turn=True),
+        SlotSet("monthly_income", 4000.0 + index, timestamp=T0 + index),
+        ActionExecuted("action_listen", timestamp=T0 + index, hide_rule_turn=True),
+    ]
+
+
+async def test_a_window_of_hidden_form_turns_still_featurises(
+    store: WindowedSQLTrackerStore,
+) -> None:
+    """A window holding only rule-driven form turns still gives the ML policies a history.
+
+    Without a visible turn in the window, Rasa's featuriser found no state at all
+    and the memoization policy raised an IndexError after the form's question:
+    the turn was never stored and the same question came back on every answer.
+    """
+    sender = f"t-{uuid.uuid4().hex}"
+    events = [ActionExecuted("action_session_start", timestamp=T0), SessionStarted(timestamp=T0)]
+    events += [ActionExecuted("action_listen", timestamp=T0), *turn("我想协商", 1)]
+    events += [ActiveLoop("circumstances_form", timestamp=T0 + 2)]
+    for index in range(3, 3 + WINDOW):
+        events += form_turn(f"第{index}句", index)
+    await save_in_turns(store, sender, events)
+    tracker = await store.retrieve(sender)
+    assert tracker is not None
+    # The form asks its next question; the policies then predict after it.
+    tracker.update(UserUttered("一年", {"name": "inform", "confidence": 1.0}, timestamp=T0 + 99))
+    tracker.update(ActionExecuted("circumstances_form", timestamp=T0 + 99, hide_rule_turn=True))
+    rule_only = {"rule_only_slots": [], "rule_only_loops": ["circumstances_form"]}
+    featurizer = MaxHistoryTrackerFeaturizer(None, max_history=5)
+
+    states = featurizer.prediction_states(
+        [tracker], DOMAIN, ignore_rule_only_turns=True, rule_only_data=rule_only
+    )
+
+    assert states[0], "the ML policies got no state to predict from"
+    full = DialogueStateTracker.from_events(sender, tracker.events, DOMAIN.slots)
+    assert tracker.current_slot_values() == full.current_slot_values()
+    assert tracker.active_loop_name == "circumstances_form"
