@@ -36,13 +36,19 @@ from bot.circumstances import (
     FIELDS,
     HARDSHIP_DETAIL,
     HARDSHIP_REASON,
+    LEFT_OPEN,
     MAX_AMOUNT,
     PROPOSED_MONTHLY,
     UNKNOWN,
+    already_said,
+    cannot_say,
     circumstances,
     extract,
     hardship_from,
     implausible,
+    left_open,
+    resumes,
+    still_needed,
 )
 from bot.identity import is_verified
 from bot.negotiation import (
@@ -51,9 +57,12 @@ from bot.negotiation import (
     Circumstances,
     Ineligible,
     Offer,
+    Proposal,
     assess,
+    beyond_authority,
     check_promise,
     counter_offer,
+    own_limit_applies,
 )
 from bot.policy import Policy, current_policy
 
@@ -75,7 +84,10 @@ INTERRUPTIONS = {
     "dispute_debt",
     "complain",
     "refuse_payment",
+    "goodbye",
 }
+#: Intents that ask for the plans now ("有哪些方案 直接说吧"), in the middle of the form.
+WANTS_THE_OFFERS = {"request_negotiation", "choose_plan", "ask_repayment_plan"}
 #: Interruptions that win even over figures in the same message.
 ALWAYS_INTERRUPT = {"request_human", "express_distress", "dispute_debt", "complain"}
 #: Words that pick a plan by kind ("分期那个"), most specific first.
@@ -144,11 +156,19 @@ def _offer_buttons(count: int) -> str:
 
 
 def show_offers(
-    dispatcher: CollectingDispatcher, assessment: Assessment, policy: Policy
+    dispatcher: CollectingDispatcher,
+    assessment: Assessment,
+    policy: Policy,
+    found: Circumstances,
 ) -> list[EventType]:
-    """Send the offers as numbered choices and keep them for the debtor's answer."""
+    """Send the offers as numbered choices and keep them for the debtor's answer.
+
+    The introduction says whose limit the plans keep to: the debtor's own
+    monthly figure when it is below the policy's share of what is left.
+    """
+    own = own_limit_applies(found, policy)
     dispatcher.utter_message(
-        response="utter_offer_intro",
+        response="utter_offer_intro_own_limit" if own else "utter_offer_intro",
         affordable=money(assessment.affordable_monthly),
         ratio_percent=int(policy.affordability.ratio * 100),
     )
@@ -195,7 +215,7 @@ async def offer_or_propose(
                 "affordable_monthly": assessment.affordable_monthly,
             },
         )
-        return show_offers(dispatcher, assessment, policy)
+        return show_offers(dispatcher, assessment, policy, found)
     if assessment.proposal is None:  # nothing overdue: nothing to offer or propose
         dispatcher.utter_message(response="utter_no_accounts")
         return [SlotSet(OFFERS, None), SlotSet(SELECTED, None), SlotSet(STAGE, None)]
@@ -246,6 +266,20 @@ def _negotiation_messages(tracker: Tracker) -> list[dict[str, Any]]:
     return messages
 
 
+def _figures_in(messages: Iterable[dict[str, Any]], asked: str | None) -> dict[str, Any]:
+    """Every circumstance the messages state, later ones correcting earlier ones."""
+    found: dict[str, Any] = {}
+    for message in messages:
+        parse = message.get("parse_data") or message
+        text = message.get("text") or ""
+        entities = parse.get("entities") or []
+        found.update(extract(text, entities, asked))
+        hardship = hardship_from(entities, text, asked)
+        if hardship:
+            found[HARDSHIP_REASON], found[HARDSHIP_DETAIL] = hardship
+    return found
+
+
 class ValidateCircumstancesForm(FormValidationAction):
     """Fills the circumstances form from whatever the debtor writes.
 
@@ -269,32 +303,22 @@ class ValidateCircumstancesForm(FormValidationAction):
             asked = None
         else:
             messages = [{"text": tracker.latest_message.get("text"), **tracker.latest_message}]
-        found: dict[str, Any] = {}
-        for message in messages:
-            parse = message.get("parse_data") or message
-            text = message.get("text") or ""
-            entities = parse.get("entities") or []
-            found.update(extract(text, entities, asked))
-            hardship = hardship_from(entities, text, asked)
-            if hardship:
-                found[HARDSHIP_REASON], found[HARDSHIP_DETAIL] = hardship
+        found = _figures_in(messages, asked)
         intent = (tracker.latest_message.get("intent") or {}).get("name")
         if intent in ALWAYS_INTERRUPT or (
-            intent in INTERRUPTIONS
-            and not found.keys()
-            - {
-                HARDSHIP_REASON,
-                HARDSHIP_DETAIL,
-            }
+            intent in INTERRUPTIONS and not found.keys() - {HARDSHIP_REASON, HARDSHIP_DETAIL}
         ):
             # Distress or a request for a person is never read as an answer; a
             # question is answered unless it also carried a figure.
             return []
+        figures = found.keys() - {HARDSHIP_REASON, HARDSHIP_DETAIL}
+        if not starting and intent in WANTS_THE_OFFERS and not figures:
+            # Read without the question's position: "有哪些方案" is not a hardship reason.
+            return _offers_now(dispatcher, tracker, asked, _figures_in(messages, None))
         if not found:
             if starting or intent in INTERRUPTIONS or not asked:
                 return []
-            dispatcher.utter_message(response=f"utter_invalid_{asked}")
-            return [SlotSet(asked, None)]
+            return _no_answer(dispatcher, tracker, asked)
         known = {**_slots(tracker), **found}
         events: list[EventType] = []
         policy = current_policy()
@@ -307,10 +331,103 @@ class ValidateCircumstancesForm(FormValidationAction):
         return events
 
 
-async def start_circumstances(dispatcher: CollectingDispatcher) -> list[EventType]:
-    """Explain why the questions are asked, then open the circumstances form."""
+def _no_answer(dispatcher: CollectingDispatcher, tracker: Tracker, asked: str) -> list[EventType]:
+    """A message that answers nothing: repair, never the same prompt a third time."""
+    text = tracker.latest_message.get("text") or ""
+    again = _prompted_again(tracker, asked)
+    if asked in LEFT_OPEN and (cannot_say(text) or again):
+        # An optional question is left open rather than asked once more.
+        dispatcher.utter_message(response="utter_left_open")
+        return [SlotSet(asked, LEFT_OPEN[asked])]
+    if already_said(text):
+        dispatcher.utter_message(response="utter_sorry_asked_again")
+    elif resumes(text):
+        dispatcher.utter_message(response="utter_resume_questions")
+    elif cannot_say(text):
+        dispatcher.utter_message(response=f"utter_estimate_{asked}")
+    elif again:
+        dispatcher.utter_message(response=f"utter_invalid_again_{asked}")
+    else:
+        dispatcher.utter_message(response=f"utter_invalid_{asked}")
+    return [SlotSet(asked, None)]
+
+
+def _prompted_again(tracker: Tracker, asked: str) -> bool:
+    """Whether `asked` was already asked again since it was last answered."""
+    repairs = {f"utter_{kind}_{asked}" for kind in ("invalid", "estimate", "invalid_again")}
+    for event in reversed(tracker.events):
+        kind = event.get("event")
+        if kind == "bot" and (event.get("metadata") or {}).get("utter_action") in repairs:
+            return True
+        if kind == "slot" and event.get("name") in FIELDS and event.get("value") is not None:
+            return False
+        if kind == "active_loop" and event.get("name") != FORM:
+            return False
+    return False
+
+
+def _offers_now(
+    dispatcher: CollectingDispatcher, tracker: Tracker, asked: str | None, found: dict[str, Any]
+) -> list[EventType]:
+    """ "有哪些方案" in the middle: the offers from what is known, or the one figure missing."""
+    known = {**_slots(tracker), **found}
+    missing = still_needed(known)
+    if missing:
+        dispatcher.utter_message(response=f"utter_offers_need_{missing[0]}")
+        return [SlotSet(asked, None)] if asked else []
+    dispatcher.utter_message(response="utter_offers_with_what_is_known")
+    return [SlotSet(name, value) for name, value in {**found, **left_open(known)}.items()]
+
+
+async def start_circumstances(
+    dispatcher: CollectingDispatcher, tracker: Tracker, debtor_id: int | None = None
+) -> list[EventType]:
+    """Explain why the questions are asked, then open the circumstances form.
+
+    An account that no answer could bring within the assistant's authority (see
+    `beyond_authority`) goes to a negotiator at once, with a proposal holding
+    what the debtor has said so far, instead of a form that cannot end in an offer.
+    """
+    context = await _verified_account(tracker, debtor_id)
+    if context is not None and context[1] is not None:
+        account = position(context[1])
+        reason = beyond_authority(account, current_policy())
+        if reason is not None:
+            return await _refer_before_the_form(dispatcher, tracker, context[0], account, reason)
     dispatcher.utter_message(response="utter_circumstances_intro")
     return [FollowupAction(FORM)]
+
+
+async def _refer_before_the_form(
+    dispatcher: CollectingDispatcher,
+    tracker: Tracker,
+    debtor_id: int,
+    account: AccountPosition,
+    reason: str,
+) -> list[EventType]:
+    said = {
+        name: value
+        for name, value in _figures_in(_negotiation_messages(tracker), None).items()
+        if value is not None
+    }
+    reference = await record_proposal(
+        database(),
+        conversation_id=tracker.sender_id,
+        debtor_id=debtor_id,
+        account=account,
+        circumstances=said,
+        proposal=Proposal(reason, None),
+        ineligible=[],
+        today=today_in_beijing(),
+    )
+    dispatcher.utter_message(response=f"utter_proposal_{reason}")
+    dispatcher.utter_message(response="utter_proposal_prepared_before_form", reference=reference)
+    # The case is opened for the debtor just verified, with what they said.
+    verified = tracker.copy()
+    verified.slots.update({"verified": True, "debtor_id": debtor_id, **said})
+    handoff, _ = await hand_off(dispatcher, verified, "beyond_authority")
+    slots = [SlotSet(name, value) for name, value in said.items()]
+    return [*slots, SlotSet(OFFERS, None), SlotSet(SELECTED, None), SlotSet(STAGE, None), *handoff]
 
 
 class ActionOfferPlans(Action):

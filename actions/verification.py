@@ -24,8 +24,11 @@ from bot.identity import (
     verify_identity,
 )
 from bot.nlu.normalize import normalize_text
+from bot.third_party import speaks_for_another
 
 IDENTITY_SLOTS = ("debtor_name", "id_last4", "phone")
+#: Set once the writer says they act for the debtor: never verified in this conversation.
+ACTING_FOR_ANOTHER = "acting_for_another"
 #: Words debtors put around their name ("我叫张伟", "本人姓名：张伟。").
 _NAME_WRAPPING = re.compile(
     r"^(?:(?:我的名字是|我的名字叫|我的姓名是|名字是|名字叫|姓名是|姓名|我叫|我是|本人是|本人|叫)[:：\s]*)+"
@@ -91,6 +94,20 @@ class ValidateVerificationForm(NormalizingFormValidation):
     def name(self) -> str:
         return "validate_verification_form"
 
+    async def run(
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
+    ) -> list[EventType]:
+        if speaks_for_another(tracker.latest_message.get("text") or ""):
+            # Whatever name follows is the debtor's, not the writer's: no verification.
+            return [*_acting_for_another(dispatcher), SlotSet("requested_slot", None)]
+        return await super().run(dispatcher, tracker, domain)
+
+
+def _acting_for_another(dispatcher: CollectingDispatcher) -> list[EventType]:
+    """Say what someone acting for the debtor may do here, and keep nothing of theirs."""
+    dispatcher.utter_message(response="utter_third_party")
+    return [SlotSet(ACTING_FOR_ANOTHER, True), *_reset_identity(), SlotSet("pending_request", None)]
+
 
 def _reset_identity() -> list[EventType]:
     return [SlotSet(slot, None) for slot in IDENTITY_SLOTS]
@@ -109,7 +126,14 @@ PENDING_REQUESTS = {
 async def start_verification(
     dispatcher: CollectingDispatcher, tracker: Tracker, pending: str | None
 ) -> list[EventType]:
-    """Open the verification form, remembering `pending`, unless locked out."""
+    """Open the verification form, remembering `pending`, unless locked out.
+
+    Someone who says they write for the debtor is not verified at all.
+    """
+    if tracker.get_slot(ACTING_FOR_ANOTHER) or speaks_for_another(
+        tracker.latest_message.get("text") or ""
+    ):
+        return _acting_for_another(dispatcher)
     events: list[EventType] = []
     if pending in PENDING_REQUESTS:
         events.append(SlotSet("pending_request", pending))
@@ -152,6 +176,8 @@ class ActionVerifyIdentity(Action):
     async def run(
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> list[EventType]:
+        if tracker.get_slot(ACTING_FOR_ANOTHER):
+            return _reset_identity()  # already told why (`_acting_for_another`)
         name, id_last4, phone = (tracker.get_slot(s) for s in IDENTITY_SLOTS)
         if not (name and id_last4 and phone):
             return [FollowupAction("verification_form")]
@@ -183,6 +209,23 @@ class ActionVerifyIdentity(Action):
         return _reset_identity()
 
 
+class ActionLeaveVerification(Action):
+    """The debtor leaves in the middle of verification: nothing half-given is kept."""
+
+    def name(self) -> str:
+        return "action_leave_verification"
+
+    async def run(
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
+    ) -> list[EventType]:
+        dispatcher.utter_message(response="utter_leave_verification")
+        return [
+            *_reset_identity(),
+            SlotSet("pending_request", None),
+            SlotSet("requested_slot", None),
+        ]
+
+
 async def continue_request(
     dispatcher: CollectingDispatcher,
     tracker: Tracker,
@@ -195,7 +238,7 @@ async def continue_request(
     if pending == "ask_account_status":
         await tell_account_status(dispatcher, tracker.sender_id, int(debtor))
     elif pending in {"request_negotiation", "state_hardship"}:
-        events += await start_circumstances(dispatcher)
+        events += await start_circumstances(dispatcher, tracker, debtor_id)
     elif pending == "promise_to_pay":
         events += await start_promise(dispatcher, tracker, int(debtor))
     elif pending == "ask_repayment_plan":

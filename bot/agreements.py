@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import secrets
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
@@ -241,15 +242,21 @@ async def record_proposal(
     conversation_id: str,
     debtor_id: int,
     account: AccountPosition,
-    circumstances: Circumstances,
+    circumstances: Circumstances | Mapping[str, Any],
     proposal: Proposal,
     ineligible: list[dict[str, Any]],
     today: date,
 ) -> str:
-    """Store a case for a human negotiator and audit it; returns its reference."""
+    """Store a case for a human negotiator and audit it; returns its reference.
+
+    `circumstances` are complete, or, for a case recognised before any question
+    was asked, whatever the debtor had already said (field name to slot value).
+    """
     details = {
         "account": account_record(account),
-        "circumstances": circumstances_record(circumstances),
+        "circumstances": circumstances_record(circumstances)
+        if isinstance(circumstances, Circumstances)
+        else dict(circumstances),
         "draft": None if proposal.draft is None else proposal.draft.to_dict(),
         "ineligible": ineligible,
     }

@@ -105,6 +105,22 @@ _FUTURE = re.compile(
     r"还要|还得|预计|估计|大概|可能|恢复|好转|找到|之后|以后|持续|以内|之内|左右|差不多"
 )
 _CORRECTION = re.compile(r"说错|不对|不是|改成|改为|更正|纠正|应该是|其实是")
+_CANNOT_SAY = re.compile(
+    r"不知道|不清楚|不确定|没算过|没算|说不准|说不好|不好说|算不清|记不清|没数"
+)
+_ALREADY_SAID = re.compile(
+    r"(说|讲|告诉|问|回答)过|刚才(说|讲|告诉|问|回答)|不是(说|讲|告诉)(过|了)|已经(说|讲|告诉|回答)"
+)
+_RESUME = re.compile(r"继续|接着|说到哪|到哪了|刚才问|往下|下一个|下一步")
+#: The figures an offer cannot be computed without; the other questions may stay open.
+NEEDED_FOR_OFFERS = (INCOME, EXPENSES, OTHER_REPAYMENTS)
+#: What an optional question is taken as when the debtor leaves it open.
+LEFT_OPEN = {
+    HARDSHIP_REASON: "other",
+    HARDSHIP_MONTHS: UNKNOWN,
+    PROPOSED_MONTHLY: UNKNOWN,
+    AVAILABLE_FUNDS: UNKNOWN,
+}
 #: Fields whose amounts in separate clauses of one message are items of one total.
 SUMMED_FIELDS = (EXPENSES, OTHER_REPAYMENTS)
 _PER_MONTH_BEFORE = re.compile(r"(每|一)个?月$")
@@ -286,6 +302,31 @@ def implausible(field: str, value: str, known: Mapping[str, Any], policy: Policy
         if amount > policy.plausibility.max_monthly_income * 100:
             return "amount_too_large"
     return None
+
+
+def cannot_say(text: str) -> bool:
+    """The debtor does not know the figure asked for ("不知道 没算过")."""
+    return bool(_CANNOT_SAY.search(text or ""))
+
+
+def already_said(text: str) -> bool:
+    """The debtor says they were asked this before ("我刚才说过了")."""
+    return bool(_ALREADY_SAID.search(text or ""))
+
+
+def resumes(text: str) -> bool:
+    """The debtor asks to go on where the questions stopped ("继续", "刚才说到哪了")."""
+    return bool(_RESUME.search(text or ""))
+
+
+def still_needed(known: Mapping[str, Any]) -> list[str]:
+    """The figures still missing before any offer can be computed, in the form's order."""
+    return [name for name in NEEDED_FOR_OFFERS if known.get(name) in (None, "")]
+
+
+def left_open(known: Mapping[str, Any]) -> dict[str, str]:
+    """Values for the optional questions not yet answered, to compute offers now."""
+    return {name: value for name, value in LEFT_OPEN.items() if known.get(name) in (None, "")}
 
 
 def circumstances(slots: Mapping[str, Any]) -> Circumstances | None:

@@ -200,6 +200,14 @@ class Assessment:
     proposal: Proposal | None
 
 
+def own_limit_applies(circumstances: Circumstances, policy: Policy) -> bool:
+    """Whether the debtor's own monthly figure, not the policy's share, sets the limit."""
+    if circumstances.proposed_monthly is None:
+        return False
+    share = cents(max(circumstances.disposable_income, ZERO) * policy.affordability.ratio)
+    return cents(max(circumstances.proposed_monthly, ZERO)) < share
+
+
 def affordable_monthly(circumstances: Circumstances, policy: Policy) -> Decimal:
     """The most the debtor can pay each month on this policy (never negative)."""
     limit = cents(max(circumstances.disposable_income, ZERO) * policy.affordability.ratio)
@@ -466,7 +474,12 @@ def assess(
         elif drafts:
             proposal = Proposal(drafts[0][1].reason, draft)
         else:
-            proposal = Proposal("no_affordable_plan", None)
+            # Money to spare but no plan: say why, never "nothing to spare".
+            reasons = [i.reason for i in ineligible if i.reason not in ("disabled", "product")]
+            if "unaffordable" in reasons:
+                proposal = Proposal("unaffordable", None)
+            else:
+                proposal = Proposal(reasons[0] if reasons else "no_plan_for_product", None)
     return Assessment(
         account=account,
         affordable_monthly=ctx.monthly,
@@ -474,6 +487,20 @@ def assess(
         ineligible=tuple(ineligible),
         proposal=proposal,
     )
+
+
+def beyond_authority(account: AccountPosition, policy: Policy) -> str | None:
+    """Why no plan the assistant may offer can exist for `account`, whatever the finances.
+
+    Known from the account alone, so the debtor is not asked for figures that
+    cannot lead to an offer: `broken_plans` (more broken plans than the policy
+    lets the assistant overlook). None when an offer may be possible.
+    """
+    if account.overdue_total <= ZERO:
+        return None
+    if account.broken_plans > policy.authority.max_broken_plans:
+        return "broken_plans"
+    return None
 
 
 def check_promise(

@@ -152,6 +152,19 @@ async def test_zhang_wei_agrees_a_personalized_installment(client, database_url)
     assert terms["circumstances"]["hardship_months"] == 6
 
 
+async def test_answers_given_one_by_one_stay_in_step(client, database_url) -> None:
+    """Identity in three messages, then one answer per question, as the assistant asks:
+    each answer is kept for its own question and the debtor reaches an agreement."""
+    await play(client, "zhang_wei_step_by_step")
+    agreement = only_agreement(stored(database_url, client.sender))
+    assert agreement["plan"] == "personalized_installment"
+    situation = json.loads(agreement["terms"])["circumstances"]
+    assert (situation["monthly_income"], situation["monthly_expenses"]) == ("4000.00", "2500.00")
+    assert situation["other_repayments"] == "0.00"
+    assert situation["hardship_reason"] == "unemployment"
+    assert situation["hardship_months"] == 12
+
+
 async def test_li_na_agrees_a_loan_extension(client, database_url) -> None:
     await play(client, "li_na_extension")
     agreement = only_agreement(stored(database_url, client.sender))
@@ -235,6 +248,7 @@ async def test_nothing_recorded_without_confirmation(client, database_url, name)
 def test_every_negotiation_conversation_is_played() -> None:
     played = {
         "zhang_wei_installment",
+        "zhang_wei_step_by_step",
         "li_na_extension",
         "chen_jing_lump_sum",
         "liu_yang_promise",

@@ -13,7 +13,14 @@ import pytest
 import sqlalchemy as sa
 import yaml
 from rasa_sdk import Tracker
-from rasa_sdk.events import ActionExecuted, FollowupAction, SlotSet, UserUttered
+from rasa_sdk.events import (
+    ActionExecuted,
+    BotUttered,
+    ConversationPaused,
+    FollowupAction,
+    SlotSet,
+    UserUttered,
+)
 from rasa_sdk.executor import CollectingDispatcher
 
 from actions import common
@@ -28,6 +35,7 @@ from actions.negotiation import (
     ActionShowSchedule,
     ValidateCircumstancesForm,
     choose,
+    start_circumstances,
 )
 from bot import policy as policy_module
 from bot.db.migrate import upgrade
@@ -164,6 +172,89 @@ async def test_an_answer_without_a_figure_is_asked_again(zhang_wei: int) -> None
     )
     assert events == [SlotSet("other_repayments", None)]
     assert responses(dispatcher) == ["utter_invalid_other_repayments"]
+
+
+async def validate(text: str, slots: dict[str, Any], **kwargs: Any) -> tuple[list, list[str]]:
+    """The form's validation of one message; its events and the responses it sent."""
+    dispatcher = CollectingDispatcher()
+    events = await ValidateCircumstancesForm().run(
+        dispatcher, tracker(text, slots, **kwargs), DOMAIN
+    )
+    return events, responses(dispatcher)
+
+
+def after_a_repair(text: str, slots: dict[str, Any], repaired: str) -> Tracker:
+    """A tracker in which `repaired` was already said once for the open question."""
+    earlier = tracker(text, slots)
+    earlier.events.insert(0, BotUttered("……", metadata={"utter_action": repaired}))
+    return earlier
+
+
+async def test_not_knowing_a_figure_gets_help_to_estimate_and_keeps_the_others(
+    zhang_wei: int,
+) -> None:
+    income = {"requested_slot": "monthly_expenses", "monthly_income": "4000.00"}
+    events, said = await validate("不知道 没算过", income)
+    assert events == [SlotSet("monthly_expenses", None)]
+    assert said == ["utter_estimate_monthly_expenses"]
+
+
+async def test_a_needed_figure_is_asked_a_third_time_only_in_other_words(zhang_wei: int) -> None:
+    slots = {"requested_slot": "monthly_income"}
+    dispatcher = CollectingDispatcher()
+    again = after_a_repair("嗯嗯", slots, "utter_invalid_monthly_income")
+    events = await ValidateCircumstancesForm().run(dispatcher, again, DOMAIN)
+    assert events == [SlotSet("monthly_income", None)]
+    assert responses(dispatcher) == ["utter_invalid_again_monthly_income"]
+
+
+async def test_an_optional_question_not_answered_twice_is_left_open(zhang_wei: int) -> None:
+    slots = {"requested_slot": "hardship_reason", **{k: ZHANG_WEI[k] for k in list(ZHANG_WEI)[:3]}}
+    dispatcher = CollectingDispatcher()
+    again = after_a_repair("嗯", slots, "utter_invalid_hardship_reason")
+    events = await ValidateCircumstancesForm().run(dispatcher, again, DOMAIN)
+    assert events == [SlotSet("hardship_reason", "other")]
+    assert responses(dispatcher) == ["utter_left_open"]
+    events, said = await validate("不清楚", slots)
+    assert (events, said) == ([SlotSet("hardship_reason", "other")], ["utter_left_open"])
+
+
+async def test_an_apology_when_the_debtor_was_already_asked(zhang_wei: int) -> None:
+    events, said = await validate("我刚才不是说过了吗", {"requested_slot": "monthly_expenses"})
+    assert events == [SlotSet("monthly_expenses", None)]
+    assert said == ["utter_sorry_asked_again"]
+
+
+async def test_asking_for_the_plans_with_the_figures_known_goes_to_the_offers(
+    zhang_wei: int,
+) -> None:
+    known = {k: ZHANG_WEI[k] for k in ("monthly_income", "monthly_expenses", "other_repayments")}
+    events, said = await validate(
+        "有哪些方案 直接说吧",
+        {"requested_slot": "hardship_reason", **known},
+        intent="request_negotiation",
+    )
+    assert said == ["utter_offers_with_what_is_known"]
+    assert events == [
+        SlotSet("hardship_reason", "other"),
+        SlotSet("hardship_months", "unknown"),
+        SlotSet("proposed_monthly", "unknown"),
+        SlotSet("available_funds", "unknown"),
+    ]
+
+
+async def test_asking_for_the_plans_too_early_says_which_figure_is_missing(zhang_wei: int) -> None:
+    slots = {"requested_slot": "monthly_expenses", "monthly_income": "4000.00"}
+    events, said = await validate("直接给我方案", slots, intent="choose_plan")
+    assert events == [SlotSet("monthly_expenses", None)]
+    assert said == ["utter_offers_need_monthly_expenses"]
+
+
+async def test_leaving_in_the_middle_is_left_to_the_rules(zhang_wei: int) -> None:
+    events, said = await validate(
+        "算了 不弄了 明天再说", {"requested_slot": "hardship_months"}, intent="goodbye"
+    )
+    assert (events, said) == ([], [])
 
 
 async def test_a_question_in_the_middle_is_left_to_the_rules(zhang_wei: int) -> None:
@@ -432,3 +523,61 @@ async def test_distress_in_the_form_is_never_taken_as_an_answer(zhang_wei: int) 
             DOMAIN,
         )
         assert events == [] and dispatcher.messages == [], intent
+
+
+# --- before the form ----------------------------------------------------------------------
+
+
+def _verify_as(name: str, id_last4: str, mobile: str) -> int:
+    result = asyncio.run(verify_identity(common.database(), SENDER, name, id_last4, mobile))
+    assert result.status == "verified"
+    return int(result.debtor_id)  # type: ignore[arg-type]
+
+
+async def test_the_form_opens_for_a_debtor_it_can_lead_to_an_offer(zhang_wei: int) -> None:
+    dispatcher = CollectingDispatcher()
+    events = await start_circumstances(dispatcher, tracker(active_loop=None), zhang_wei)
+    assert events == [FollowupAction("circumstances_form")]
+    assert responses(dispatcher) == ["utter_circumstances_intro"]
+    assert _rows("negotiation_proposals") == []
+
+
+async def test_broken_plans_go_to_a_negotiator_without_the_form(zhang_wei: int) -> None:
+    """王芳 has broken two plans: no answer could lead to an offer the assistant may make."""
+    wang_fang = await asyncio.to_thread(_verify_as, "王芳", "4321", "13700137002")
+    text = "做生意亏了 一个月收入六千 想协商一下"
+    amount = {"entity": "amount", "value": 6000, "start": 11, "end": 13}
+    assert text[amount["start"] : amount["end"]] == "六千"
+    reason = {"entity": "hardship_reason", "value": "business_failure", "start": 0, "end": 5}
+    said = UserUttered(text, {"intent": {"name": "state_hardship"}, "entities": [reason, amount]})
+    before = tracker(active_loop=None, intent="inform")
+    before.events.insert(0, said)
+    dispatcher = CollectingDispatcher()
+
+    events = await start_circumstances(dispatcher, before, wang_fang)
+
+    [proposal] = _rows("negotiation_proposals")
+    assert proposal["reason"] == "broken_plans" and proposal["debtor_id"] == wang_fang
+    details = yaml.safe_load(proposal["details"])
+    assert details["draft"] is None
+    assert details["circumstances"]["monthly_income"] == "6000.00"
+    assert details["circumstances"]["hardship_reason"] == "business_failure"
+    [case] = _rows("handoff_cases")
+    assert case["reason"] == "beyond_authority" and case["debtor_id"] == wang_fang
+    summary = yaml.safe_load(case["summary"])
+    assert summary["proposal"]["reference"] == proposal["reference"]
+    assert summary["circumstances"]["monthly_income"] == "6000.00"
+    assert responses(dispatcher)[:2] == [
+        "utter_proposal_broken_plans",
+        "utter_proposal_prepared_before_form",
+    ]
+    assert dispatcher.messages[1]["reference"] == proposal["reference"]
+    assert responses(dispatcher)[2] in ("utter_handoff_waiting", "utter_handoff_after_hours")
+    assert "utter_circumstances_intro" not in responses(dispatcher)
+    assert FollowupAction("circumstances_form") not in events
+    assert SlotSet("monthly_income", "6000.00") in events
+    assert events[-3:] == [
+        SlotSet("handoff_reference", case["reference"]),
+        SlotSet("requested_slot", None),
+        ConversationPaused(),
+    ]

@@ -281,3 +281,46 @@ async def test_verified_conversation_hears_its_status_again(seeded_database: str
         "utter_account_next_steps",
     ]
     assert dispatcher.messages[0]["overdue_total"] == "3,045.00"
+
+
+# --- someone acting for the debtor ---------------------------------------------------------
+
+FOR_ANOTHER = [
+    SlotSet("acting_for_another", True),
+    SlotSet("debtor_name", None),
+    SlotSet("id_last4", None),
+    SlotSet("phone", None),
+    SlotSet("pending_request", None),
+]
+
+
+async def test_a_relative_who_gives_the_debtors_name_is_not_verified(seeded_database: str) -> None:
+    text = "我是王芳的老公，她住院了，身份证尾号4321 手机13700137002"
+    entities = [{"entity": "person_name", "value": "王芳", "start": 2, "end": 4}]
+    slots = {"debtor_name": "王芳", "id_last4": "4321", "phone": "13700137002"}
+    dispatcher = CollectingDispatcher()
+
+    events = await ValidateVerificationForm().run(
+        dispatcher, tracker(text, entities, set_now=slots), DOMAIN
+    )
+
+    assert events == [*FOR_ANOTHER, SlotSet("requested_slot", None)]
+    assert [m["response"] for m in dispatcher.messages] == ["utter_third_party"]
+    # The form's end runs the check, which verifies nobody in this conversation.
+    after = tracker(slots={**slots, "acting_for_another": True})
+    verify = CollectingDispatcher()
+    assert await ActionVerifyIdentity().run(verify, after, {}) == FOR_ANOTHER[1:4]
+    assert verify.messages == []
+
+
+async def test_a_request_made_for_another_opens_no_verification(seeded_database: str) -> None:
+    dispatcher = CollectingDispatcher()
+    events = await ActionStartVerification().run(
+        dispatcher, tracker("帮我老公问一下 他的信用卡能协商吗", intent="request_negotiation"), {}
+    )
+    assert events == FOR_ANOTHER
+    assert [m["response"] for m in dispatcher.messages] == ["utter_third_party"]
+    # Later in the same conversation, the debtor's own wording changes nothing.
+    later = tracker("我要查欠款", intent="ask_account_status", slots={"acting_for_another": True})
+    again = CollectingDispatcher()
+    assert await ActionStartVerification().run(again, later, {}) == FOR_ANOTHER

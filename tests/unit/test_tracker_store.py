@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 from rasa.core.brokers.broker import EventBroker
+from rasa.core.featurizers.tracker_featurizers import MaxHistoryTrackerFeaturizer
 from rasa.shared.core.domain import Domain
 from rasa.shared.core.events import (
     ActionExecuted,
@@ -23,8 +24,6 @@ from rasa.shared.core.events import (
     UserUttered,
 )
 from rasa.shared.core.trackers import DialogueStateTracker
-
-from rasa.core.featurizers.tracker_featurizers import MaxHistoryTrackerFeaturizer
 
 from bot.tracker_store import STORED_EVENTS, WindowedSQLTrackerStore
 
