@@ -36,6 +36,7 @@ from bot.circumstances import (
     FIELDS,
     HARDSHIP_DETAIL,
     HARDSHIP_REASON,
+    INCOME,
     LEFT_OPEN,
     MAX_AMOUNT,
     PROPOSED_MONTHLY,
@@ -56,15 +57,19 @@ from bot.negotiation import (
     Assessment,
     Circumstances,
     Ineligible,
+    Installment,
     Offer,
+    PromisePart,
     Proposal,
     assess,
     beyond_authority,
     check_promise,
+    check_promise_in_parts,
     counter_offer,
     own_limit_applies,
 )
 from bot.policy import Policy, current_policy
+from bot.promises import promise_parts
 
 #: The policy is validated when the action server starts, not at the first offer.
 current_policy()
@@ -327,6 +332,10 @@ class ValidateCircumstancesForm(FormValidationAction):
             if problem:
                 dispatcher.utter_message(response=f"utter_implausible_{problem}")
                 value = None
+                if problem == "expenses_too_large":
+                    # Either figure may be the wrong one: both are asked again, income
+                    # first, so a mistyped income ("1" for 1万) cannot block the form.
+                    events.append(SlotSet(INCOME, None))
             events.append(SlotSet(name, value))
         return events
 
@@ -353,13 +362,16 @@ def _no_answer(dispatcher: CollectingDispatcher, tracker: Tracker, asked: str) -
 
 
 def _prompted_again(tracker: Tracker, asked: str) -> bool:
-    """Whether `asked` was already asked again since it was last answered."""
+    """Whether `asked` was already asked again since it was last answered.
+
+    Answers to other questions in between do not count: the open one is still open.
+    """
     repairs = {f"utter_{kind}_{asked}" for kind in ("invalid", "estimate", "invalid_again")}
     for event in reversed(tracker.events):
         kind = event.get("event")
         if kind == "bot" and (event.get("metadata") or {}).get("utter_action") in repairs:
             return True
-        if kind == "slot" and event.get("name") in FIELDS and event.get("value") is not None:
+        if kind == "slot" and event.get("name") == asked and event.get("value") is not None:
             return False
         if kind == "active_loop" and event.get("name") != FORM:
             return False
@@ -491,12 +503,20 @@ def show_terms(
 ) -> list[EventType]:
     """The agreement's full terms, then a request for explicit confirmation."""
     values = {**account_values(account), **offer_values(offer)}
-    dispatcher.utter_message(response=f"utter_terms_{offer.plan}", **values)
-    if account.product == "credit_card" and not offer.one_off:
-        dispatcher.utter_message(response="utter_terms_card_commitment")
+    in_parts = offer.plan == "promise_to_pay" and not offer.one_off
+    if in_parts:
+        values["schedule"] = _schedule_lines(offer.schedule)
     dispatcher.utter_message(
-        response="utter_terms_missed_one_off" if offer.one_off else "utter_terms_missed_installment"
+        response="utter_terms_promise_to_pay_parts" if in_parts else f"utter_terms_{offer.plan}",
+        **values,
     )
+    if account.product == "credit_card" and not offer.one_off and not in_parts:
+        dispatcher.utter_message(response="utter_terms_card_commitment")
+    if offer.one_off:
+        missed = "one_off"
+    else:
+        missed = "promise_parts" if in_parts else "installment"
+    dispatcher.utter_message(response=f"utter_terms_missed_{missed}")
     dispatcher.utter_message(response="utter_confirm_terms")
     return [
         SlotSet(SELECTED, {"offer_id": uuid.uuid4().hex, "offer": offer.to_dict()}),
@@ -534,7 +554,8 @@ def _recomputed(tracker: Tracker, account: AccountPosition, shown: Offer) -> Off
     """The same plan computed again from today's figures, or None if no longer offered."""
     policy, today = current_policy(), today_in_beijing()
     if shown.plan == "promise_to_pay" and tracker.get_slot(PROMISE_DATE):
-        result = check_promise(account, shown.total_payable, shown.first_due, today, policy)
+        parts = [(item.amount, item.due_date) for item in shown.schedule]
+        result = check_promise_in_parts(account, parts, today, policy)
         return result if isinstance(result, Offer) else None
     found = circumstances(_slots(tracker))
     if found is None:
@@ -792,29 +813,68 @@ async def promise_terms(
     except ValueError:
         return [SlotSet(PROMISE_DATE, None), FollowupAction("promise_form")]
     amount = _promise_amount(tracker.get_slot(PROMISE_AMOUNT))
-    result = check_promise(account, amount, due, today_in_beijing(), current_policy())
+    parts = _promised_parts(tracker, due)
+    today, policy = today_in_beijing(), current_policy()
+    if parts is not None:
+        result = check_promise_in_parts(account, parts, today, policy)
+    else:
+        result = check_promise(account, amount, due, today, policy)
     if isinstance(result, Ineligible):
         needs = result.needs
         dispatcher.utter_message(
             response=f"utter_promise_{result.reason}",
             last_day=full_date(date.fromisoformat(needs["date"])) if "date" in needs else "",
             amount=money(Decimal(needs["amount"])) if "amount" in needs else "",
+            parts=needs.get("parts", ""),
             overdue_total=money(account.overdue_total),
         )
         return [SlotSet(PROMISE_DATE, None), SlotSet(PROMISE_AMOUNT, None)]
-    dispatcher.utter_message(
-        response="utter_promise_terms",
-        amount=money(result.total_payable),
-        due=full_date(result.first_due),
-        overdue_total=money(account.overdue_total),
-        remaining=money(account.overdue_total - result.total_payable),
-    )
-    dispatcher.utter_message(response="utter_terms_missed_one_off")
+    remaining = money(account.overdue_total - result.total_payable)
+    if result.one_off:
+        dispatcher.utter_message(
+            response="utter_promise_terms",
+            amount=money(result.total_payable),
+            due=full_date(result.first_due),
+            overdue_total=money(account.overdue_total),
+            remaining=remaining,
+        )
+        dispatcher.utter_message(response="utter_terms_missed_one_off")
+    else:
+        dispatcher.utter_message(
+            response="utter_promise_terms_parts",
+            count=result.months,
+            schedule=_schedule_lines(result.schedule),
+            amount=money(result.total_payable),
+            overdue_total=money(account.overdue_total),
+            remaining=remaining,
+        )
+        dispatcher.utter_message(response="utter_terms_missed_promise_parts")
     dispatcher.utter_message(response="utter_confirm_terms")
     return [
         SlotSet(SELECTED, {"offer_id": uuid.uuid4().hex, "offer": result.to_dict()}),
         SlotSet(STAGE, "confirming"),
     ]
+
+
+def _promised_parts(tracker: Tracker, due: date) -> list[PromisePart] | None:
+    """The parts of the promise, read from the message that gave its date."""
+    for event in reversed(tracker.events):
+        if event.get("event") != "user":
+            continue
+        parse = event.get("parse_data") or {}
+        entities = parse.get("entities") or []
+        if any(
+            e.get("entity") == "date" and str(e.get("value")) == due.isoformat() for e in entities
+        ):
+            return promise_parts(event.get("text") or "", entities)
+    return None
+
+
+def _schedule_lines(schedule: Iterable[Installment]) -> str:
+    """One line per payment: number, date, amount (the layout of every schedule shown)."""
+    return "\n".join(
+        f"{item.number}. {full_date(item.due_date)}  {money(item.amount)}" for item in schedule
+    )
 
 
 class ValidatePromiseForm(FormValidationAction):
@@ -857,10 +917,7 @@ async def tell_schedule(dispatcher: CollectingDispatcher, debtor_id: int) -> lis
     if agreement is None:
         dispatcher.utter_message(response="utter_no_agreement")
         return []
-    lines = "\n".join(
-        f"{item.number}. {full_date(item.due_date)}  {money(item.amount)}"
-        for item in agreement.schedule
-    )
+    lines = _schedule_lines(agreement.schedule)
     dispatcher.utter_message(
         response="utter_schedule",
         reference=agreement.reference,

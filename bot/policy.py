@@ -138,6 +138,8 @@ class PromiseToPay(_PlanSection):
     max_overdue_total: Money  # type: ignore[valid-type]
     max_days_ahead: Days  # type: ignore[valid-type]
     min_share: Share  # type: ignore[valid-type]
+    #: A promise may be split into at most this many payments, each by its date.
+    max_parts: conint(ge=1, le=12) = 3  # type: ignore[valid-type]
 
 
 class Authority(_Section):

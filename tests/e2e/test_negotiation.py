@@ -206,6 +206,19 @@ async def test_liu_yang_promises_part_by_next_friday(client, database_url) -> No
     assert _day(agreement["first_due"]) == _next_week_friday(today_in_beijing())
 
 
+async def test_liu_yang_promises_in_two_parts(client, database_url) -> None:
+    """Two payments of one promise, each with its date, checked and recorded together."""
+    await play(client, "liu_yang_promise_in_parts")
+    agreement = only_agreement(stored(database_url, client.sender))
+    assert (agreement["plan"], agreement["months"]) == ("promise_to_pay", 2)
+    schedule = stored(database_url, client.sender).installments
+    today = today_in_beijing()
+    assert [(_day(i["due_date"]), _money(i["amount"])) for i in schedule] == [
+        (today + timedelta(days=1), Decimal("1000.00")),
+        (_next_week_friday(today), Decimal("2045.00")),
+    ]
+
+
 @pytest.mark.parametrize(
     ("name", "reason"),
     [("wang_fang_proposal", "broken_plans"), ("zero_disposable_income", "no_affordable_plan")],
@@ -253,6 +266,7 @@ def test_every_negotiation_conversation_is_played() -> None:
         "chen_jing_lump_sum",
         "liu_yang_promise",
         "liu_yang_partial_promise",
+        "liu_yang_promise_in_parts",
         "wang_fang_proposal",
         "zero_disposable_income",
         "counter_proposal",

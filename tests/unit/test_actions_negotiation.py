@@ -415,6 +415,59 @@ async def test_a_promise_beyond_the_window_is_refused_with_the_last_day(zhang_we
     assert events == [SlotSet("promise_date", None), SlotSet("promise_amount", None)]
 
 
+async def test_a_promise_in_parts_is_shown_and_recorded_as_two_payments(zhang_wei: int) -> None:
+    """刘洋 (3,045.00): "明天先还一千，剩下的下周五前还清", confirmed, is one agreement of two."""
+    liu_yang = await asyncio.to_thread(_verify_as, "刘洋", "8765", "13600136003")
+    today = today_in_beijing()
+    tomorrow = today + timedelta(days=1)
+    friday = today + timedelta(days=7 + (4 - today.weekday()))
+    text = "明天先还一千，剩下的下周五前还清"
+    entities = [
+        {"entity": "date", "value": tomorrow.isoformat(), "start": 0, "end": 2},
+        {"entity": "amount", "value": 1000, "start": 4, "end": 6},
+        {"entity": "date", "value": friday.isoformat(), "start": 10, "end": 13},
+    ]
+    slots = verified(liu_yang, promise_date=friday.isoformat(), promise_amount=1000)
+    promise = tracker(text, slots, entities, intent="promise_to_pay", active_loop=None)
+    promise.events[-1]["parse_data"] = {"intent": {"name": "promise_to_pay"}, "entities": entities}
+    dispatcher = CollectingDispatcher()
+
+    events = await ActionCheckPromise().run(dispatcher, promise, {})
+
+    assert responses(dispatcher) == [
+        "utter_promise_terms_parts",
+        "utter_terms_missed_promise_parts",
+        "utter_confirm_terms",
+    ]
+    shown = dispatcher.messages[0]
+    assert (shown["count"], shown["amount"], shown["remaining"]) == (2, "3,045.00", "0.00")
+    assert shown["schedule"].splitlines() == [
+        f"1. {common.full_date(tomorrow)}  1,000.00",
+        f"2. {common.full_date(friday)}  2,045.00",
+    ]
+    selected = events[0]["value"]
+    assert selected["offer"]["schedule"] == [
+        [1, tomorrow.isoformat(), "1000.00"],
+        [2, friday.isoformat(), "2045.00"],
+    ]
+    confirm = tracker(
+        "确认",
+        {**slots, "selected_offer": selected, "negotiation_stage": "confirming"},
+        intent="affirm",
+        active_loop=None,
+        previous_action="action_check_promise",
+    )
+    done = CollectingDispatcher()
+    await ActionConfirmAgreement().run(done, confirm, {})
+    assert responses(done)[0] == "utter_agreement_recorded"
+    [agreement] = _rows("agreements")
+    assert (agreement["plan"], agreement["months"]) == ("promise_to_pay", 2)
+    assert [(Decimal(str(r["amount"])), r["number"]) for r in _rows("agreement_installments")] == [
+        (Decimal("1000.00"), 1),
+        (Decimal("2045.00"), 2),
+    ]
+
+
 @pytest.mark.parametrize(
     ("index", "text", "plan"),
     [

@@ -25,6 +25,7 @@ from bot.negotiation import (
     affordable_monthly,
     assess,
     check_promise,
+    check_promise_in_parts,
     counter_offer,
     split_evenly,
 )
@@ -685,6 +686,81 @@ def test_a_promise_after_broken_plans_is_refused(
     )
     result = check_promise(account, None, today, today, POLICY)
     assert result == Ineligible("promise_to_pay", "broken_plans", {"broken_plans": str(broken)})
+
+
+def test_a_promise_in_parts_is_one_promise() -> None:
+    """刘洋 (3045.00): "先还两千，剩下的月底前还清" is two payments checked together."""
+    liu = position(3)
+    first, rest = date(2026, 12, 4), date(2026, 12, 25)
+    offer = check_promise_in_parts(liu, [(D("2000"), first), (None, rest)], TODAY, POLICY)
+    assert isinstance(offer, Offer)
+    assert offer.schedule == (
+        Installment(1, first, D("2000.00")),
+        Installment(2, rest, D("1045.00")),
+    )
+    assert (offer.total_payable, offer.monthly_amount, offer.months) == (
+        D("3045.00"),
+        D("2000.00"),
+        2,
+    )
+    assert (offer.first_due, offer.last_due, offer.one_off) == (first, rest, False)
+    # The rest alone would be below half of the total; together the promise is whole.
+    assert check_promise(liu, D("1045.00"), rest, TODAY, POLICY) == Ineligible(
+        "promise_to_pay", "amount_too_small", {"amount": "1522.50"}
+    )
+    # Two given amounts below the minimum together are refused together.
+    assert check_promise_in_parts(
+        liu, [(D("500"), first), (D("500"), rest)], TODAY, POLICY
+    ) == Ineligible("promise_to_pay", "amount_too_small", {"amount": "1522.50"})
+    assert check_promise_in_parts(
+        liu, [(D("2000"), rest), (None, first)], TODAY, POLICY
+    ) == Ineligible("promise_to_pay", "dates_out_of_order")
+    assert check_promise_in_parts(liu, [(None, first), (D("1000"), rest)], TODAY, POLICY) == (
+        Ineligible("promise_to_pay", "amount_missing")
+    )
+    assert check_promise_in_parts(
+        liu, [(D("3045"), first), (None, rest)], TODAY, POLICY
+    ) == Ineligible("promise_to_pay", "amount_above_total", {"amount": "3045.00"})
+    too_late = date(2026, 12, 29)
+    assert check_promise_in_parts(
+        liu, [(D("2000"), first), (None, too_late)], TODAY, POLICY
+    ) == Ineligible("promise_to_pay", "date_too_far", {"date": "2026-12-28"})
+    four = [(D("100"), first + timedelta(days=n)) for n in range(PROMISE.max_parts + 1)]
+    assert check_promise_in_parts(liu, four, TODAY, POLICY) == Ineligible(
+        "promise_to_pay", "too_many_parts", {"parts": str(PROMISE.max_parts)}
+    )
+
+
+@PROPERTY
+@given(small_accounts(), st.data(), days)
+def test_parts_of_a_promise_add_up_to_what_is_recorded(
+    account: AccountPosition, data: st.DataObject, today: date
+) -> None:
+    """Accepted parts keep their dates and amounts; an open last part is exactly the rest."""
+    count = data.draw(st.integers(2, PROMISE.max_parts), label="parts")
+    offsets = sorted(
+        data.draw(
+            st.lists(
+                st.integers(0, PROMISE.max_days_ahead), min_size=count, max_size=count, unique=True
+            ),
+            label="days",
+        )
+    )
+    dates = [today + timedelta(days=n) for n in offsets]
+    total = account.overdue_total
+    amounts = [
+        D(data.draw(st.integers(1, max(1, int(total * 100) // count)), label="cents")) * CENT
+        for _ in dates[:-1]
+    ]
+    assume(sum(amounts) < total)
+    parts = [*zip(amounts, dates[:-1], strict=True), (None, dates[-1])]
+    offer = check_promise_in_parts(account, parts, today, POLICY)
+    assert isinstance(offer, Offer)
+    assert [i.due_date for i in offer.schedule] == dates
+    assert [i.amount for i in offer.schedule[:-1]] == amounts
+    assert offer.total_payable == total == sum(i.amount for i in offer.schedule)
+    assert offer.monthly_amount == max(i.amount for i in offer.schedule)
+    assert Offer.from_dict(offer.to_dict()) == offer
 
 
 def test_check_promise_examples() -> None:

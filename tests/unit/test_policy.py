@@ -601,8 +601,9 @@ def test_a_disabled_plan_is_never_offered(tmp_path: Path) -> None:
         "disabled"
     )
     assert assessment.proposal is not None
-    # Nothing else fits and nothing is left as a draft for a negotiator.
-    assert assessment.proposal.reason == "no_affordable_plan"
+    # Nothing else fits and nothing is left as a draft for a negotiator; with money
+    # to spare each month the reason is that no plan fits it, not "nothing to spare".
+    assert assessment.proposal.reason == "unaffordable"
     assert assessment.proposal.draft is None
     assert load_policy() != policy
 
