@@ -24,6 +24,7 @@ from bot.identity import (
     verify_identity,
 )
 from bot.nlu.normalize import normalize_text
+from bot.requests import request_in
 from bot.third_party import speaks_for_another
 
 IDENTITY_SLOTS = ("debtor_name", "id_last4", "phone")
@@ -102,6 +103,25 @@ class ValidateVerificationForm(NormalizingFormValidation):
             return [*_acting_for_another(dispatcher), SlotSet("requested_slot", None)]
         return await super().run(dispatcher, tracker, domain)
 
+    async def get_validation_events(
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
+    ) -> list[EventType]:
+        """The details Rasa extracted, plus bare ID digits given together with others.
+
+        "张伟 1234 13800138000" names no ID: its four digits are the ID suffix only
+        because a name or a mobile came with them. A lone four-digit number asked
+        for something else is left alone (it could be an amount, and a wrong
+        suffix would count as a failed verification).
+        """
+        events = await super().get_validation_events(dispatcher, tracker, domain)
+        given = {e["name"] for e in events if e.get("event") == "slot" and e.get("value")}
+        if "id_last4" not in given and not tracker.get_slot("id_last4") and given:
+            text = tracker.latest_message.get("text") or ""
+            found = last4_from(normalize_text(text), tracker)
+            if found:
+                events.append(SlotSet("id_last4", found))
+        return events
+
 
 def _acting_for_another(dispatcher: CollectingDispatcher) -> list[EventType]:
     """Say what someone acting for the debtor may do here, and keep nothing of theirs."""
@@ -135,6 +155,9 @@ async def start_verification(
     ):
         return _acting_for_another(dispatcher)
     events: list[EventType] = []
+    if pending not in PENDING_REQUESTS:
+        # "查下我欠了多少 王芳 …" is often read as plain information: the words say.
+        pending = request_in(tracker.latest_message.get("text") or "")
     if pending in PENDING_REQUESTS:
         events.append(SlotSet("pending_request", pending))
     locked_until = await active_lock(database(), tracker.sender_id)

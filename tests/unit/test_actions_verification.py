@@ -324,3 +324,31 @@ async def test_a_request_made_for_another_opens_no_verification(seeded_database:
     later = tracker("我要查欠款", intent="ask_account_status", slots={"acting_for_another": True})
     again = CollectingDispatcher()
     assert await ActionStartVerification().run(again, later, {}) == FOR_ANOTHER
+
+
+async def test_bare_id_digits_given_with_a_name_and_a_mobile() -> None:
+    """ "张伟 1234 13800138000": the four digits are the ID suffix, though no word says so."""
+    text = "张伟 1234 13800138000"
+    entities = [
+        {"entity": "person_name", "value": "张伟", "start": 0, "end": 2},
+        {"entity": "phone", "value": "13800138000", "start": 8, "end": 19},
+    ]
+    slots = {"debtor_name": "张伟", "phone": "13800138000"}
+    dispatcher = CollectingDispatcher()
+    events = await ValidateVerificationForm().run(
+        dispatcher, tracker(text, entities, set_now=slots), DOMAIN
+    )
+    assert events == [
+        SlotSet("debtor_name", "张伟"),
+        SlotSet("phone", "13800138000"),
+        SlotSet("id_last4", "1234"),
+    ]
+    assert dispatcher.messages == []
+
+
+async def test_a_lone_number_is_not_taken_for_the_id_suffix() -> None:
+    dispatcher = CollectingDispatcher()
+    events = await ValidateVerificationForm().run(
+        dispatcher, tracker("一个月4000", [], slots={"requested_slot": "phone"}), DOMAIN
+    )
+    assert events == []

@@ -95,6 +95,8 @@ def test_questions_figures_of_speech_and_other_intents_are_left_alone(
         "说要上门找我家人",
         "我要投诉你们的催收员",
         "昨天催收说会上门",
+        "我的身份证号和欠款被发到我同事群里了",
+        "他们把我欠钱的事挂到朋友圈了",
     ],
 )
 def test_complaints_about_conduct(rules: CriticalMessages, text: str) -> None:
