@@ -90,11 +90,15 @@ _CUES: tuple[tuple[str, re.Pattern[str]], ...] = (
         ),
     ),
 )
-_CLAUSE_BREAK = re.compile(r"[，,。．.；;！!？?\n、]|但是|不过|然后|另外")
+#: Spaces too: voice input and fast typing separate clauses with them ("四千 房租两千五").
+_CLAUSE_BREAK = re.compile(r"[，,。．.；;！!？?\n、]|\s+|但是|不过|然后|另外")
 _NO_INCOME = re.compile(
     r"(没有|没|无|零)(任何)?(固定)?(收入|工资|进账)|一分钱(收入)?都没|收入(是|为)?(0|零|没有)"
 )
-_NO_OTHER_DEBTS = re.compile(r"(没有|没|无)(别的|其他|其它)?(的)?(贷款|欠款|债|网贷|月供|要还的)")
+_NO_OTHER_DEBTS = re.compile(
+    r"(没有|没|无)(别的|其他|其它)?(的)?(贷款|欠款|债|网贷|月供|要还的)"
+    r"|(别的|其他|其它)(的)?(贷款|欠款|债|网贷|月供)(也|都)?(没有|没|无)"
+)
 _NEGATIVE = re.compile(
     r"^(没有|没|无|不知道|不清楚|不确定|说不准|说不好|不好说|不一定|跳过|不用|算了|没了|都没有|暂时没有|一分都没有)"
 )
@@ -111,6 +115,9 @@ _CANNOT_SAY = re.compile(
 _ALREADY_SAID = re.compile(
     r"(说|讲|告诉|问|回答)过|刚才(说|讲|告诉|问|回答)|不是(说|讲|告诉)(过|了)|已经(说|讲|告诉|回答)"
 )
+_TRAILING_BREAKS = re.compile(rf"(?:{_CLAUSE_BREAK.pattern})+$")
+#: Characters that say something beyond an amount's own unit ("左右", "块", "元" do not).
+_WORDS = re.compile(r"[^\s\d.,，。左右块元钱多来个的吧啊呢]")
 _RESUME = re.compile(r"继续|接着|说到哪|到哪了|刚才问|往下|下一个|下一步")
 #: The figures an offer cannot be computed without; the other questions may stay open.
 NEEDED_FOR_OFFERS = (INCOME, EXPENSES, OTHER_REPAYMENTS)
@@ -175,7 +182,13 @@ def _clause(text: str, start: int, end: int) -> tuple[str, str]:
 def _field_of_amount(text: str, mention: Mention) -> str | None:
     """The field named by words in the amount's clause, else by the nearest words before it."""
     before, after = _clause(text, mention.start, mention.end)
-    for part in (before, after):
+    parts = [before, after]
+    if not _WORDS.search(before + after):
+        # A bare amount after a space ("花呗每月还 八百") belongs to the clause before it.
+        head = _TRAILING_BREAKS.sub("", text[: mention.start - len(before)])
+        if head:
+            parts.append(_clause(head, len(head), len(head))[0])
+    for part in parts:
         for field, cue in _CUES:
             if cue.search(part):
                 return field

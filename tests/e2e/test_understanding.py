@@ -53,7 +53,9 @@ async def test_a_complaint_about_collection_conduct_is_a_case(
     assert complaint in json.loads(case["summary"])["debtor_words"]
 
 
-@pytest.mark.parametrize("wording", ["不想和机器说话", "找你们协商部门的人跟我谈", "有没有活人啊"])
+@pytest.mark.parametrize(
+    "wording", ["能不能别让程序回复 找个员工跟我聊", "找你们协商部门的人跟我谈", "有没有活人啊"]
+)
 async def test_an_indirect_request_for_a_person(
     client: RestClient, database_url: str, wording: str
 ) -> None:

@@ -71,6 +71,13 @@ def entities(parser: QuantityParser, text: str) -> list[dict[str, Any]]:
         ("房租一千五，吃饭一千", EXPENSES, {EXPENSES: "2500.00"}),
         ("每月还花呗八百，网贷一千", None, {OTHER_REPAYMENTS: "1800.00"}),
         ("不是四千，是五千", INCOME, {INCOME: "5000.00"}),
+        # Typed fast or by voice: spaces separate the clauses, "没有" comes last.
+        (
+            "四千 房租吃饭两千五 别的贷款没有",
+            INCOME,
+            {INCOME: "4000.00", EXPENSES: "2500.00", OTHER_REPAYMENTS: "0.00"},
+        ),
+        ("收入 五千 花呗每月还 八百", None, {INCOME: "5000.00", OTHER_REPAYMENTS: "800.00"}),
         (
             "工资降了，现在一个月八千，房租生活费两千，没有别的贷款，大概三个月后能恢复",
             None,
