@@ -35,6 +35,29 @@ BACKENDS = os.environ.get("E2E_DATABASES", "sqlite,postgresql").split(",")
 API_TOKEN = os.environ.get("E2E_RASA_TOKEN") or uuid.uuid4().hex
 
 
+#: The database the `dialogue` tests are played on (the deployment's).
+DIALOGUE_DATABASE = "postgresql" if "postgresql" in BACKENDS else BACKENDS[0]
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Play `dialogue` tests on one database only.
+
+    They check replies; the database code under them is tested on both
+    databases by the unit tests and by the end-to-end tests that read records.
+    """
+    kept, dropped = [], []
+    for item in items:
+        callspec = getattr(item, "callspec", None)
+        backend = callspec.params.get("database_url") if callspec else None
+        if item.get_closest_marker("dialogue") and backend not in (None, DIALOGUE_DATABASE):
+            dropped.append(item)
+        else:
+            kept.append(item)
+    if dropped:
+        config.hook.pytest_deselected(items=dropped)
+        items[:] = kept
+
+
 def _seed(database_url: str) -> None:
     env = {**os.environ, "DATABASE_URL": database_url}
     subprocess.run([sys.executable, "-m", "bot.db", "seed-demo"], cwd=ROOT, env=env, check=True)

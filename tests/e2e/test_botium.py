@@ -22,7 +22,7 @@ import pytest
 from bot.conduct import conduct_problems
 from tests.e2e.conversations import FORBIDDEN_EVERYWHERE
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.dialogue]
 
 BOTIUM = Path(__file__).resolve().parent.parent / "botium"
 CONVOS = BOTIUM / "convos"

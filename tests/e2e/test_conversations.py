@@ -6,7 +6,7 @@ import pytest
 
 from tests.e2e.conversations import Conversation, check_turn, format_failure, load_all, reply_text
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.dialogue]
 
 CONVERSATIONS = load_all()
 

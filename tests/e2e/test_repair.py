@@ -35,6 +35,7 @@ def verifications(database_url: str, conversation_id: str) -> list[dict[str, Any
         engine.dispose()
 
 
+@pytest.mark.dialogue
 @pytest.mark.parametrize("path", REPAIRS, ids=lambda p: p.stem)
 async def test_repair(client: RestClient, path) -> None:
     await play(client, path)

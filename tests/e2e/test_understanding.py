@@ -22,6 +22,7 @@ pytestmark = pytest.mark.e2e
 UNDERSTANDING = CONVERSATIONS_DIR / "understanding"
 
 
+@pytest.mark.dialogue
 @pytest.mark.parametrize("path", sorted(UNDERSTANDING.glob("*.yml")), ids=lambda p: p.stem)
 async def test_understanding(client: RestClient, path) -> None:
     await play(client, path)
