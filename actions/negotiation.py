@@ -35,6 +35,7 @@ from bot.agreements import (
 from bot.circumstances import (
     FIELDS,
     HARDSHIP_DETAIL,
+    HARDSHIP_MONTHS,
     HARDSHIP_REASON,
     INCOME,
     LEFT_OPEN,
@@ -45,6 +46,7 @@ from bot.circumstances import (
     cannot_say,
     circumstances,
     extract,
+    extract_with_ranges,
     hardship_from,
     implausible,
     left_open,
@@ -336,8 +338,20 @@ class ValidateCircumstancesForm(FormValidationAction):
                     # Either figure may be the wrong one: both are asked again, income
                     # first, so a mistyped income ("1" for 1万) cannot block the form.
                     events.append(SlotSet(INCOME, None))
+            elif name in _ranged(tracker, asked, starting):
+                # "四五千": say which figure was taken, so the debtor can correct it.
+                shown = value if name == HARDSHIP_MONTHS else money(Decimal(value))
+                dispatcher.utter_message(response=f"utter_range_taken_{name}", value=shown)
             events.append(SlotSet(name, value))
         return events
+
+
+def _ranged(tracker: Tracker, asked: str | None, starting: bool) -> set[str]:
+    """The fields the latest message gave as a range ("四五千", "一两年")."""
+    if starting:
+        return set()
+    latest = tracker.latest_message
+    return extract_with_ranges(latest.get("text") or "", latest.get("entities") or [], asked)[1]
 
 
 def _no_answer(dispatcher: CollectingDispatcher, tracker: Tracker, asked: str) -> list[EventType]:

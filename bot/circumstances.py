@@ -141,6 +141,26 @@ class Mention:
     value: Any
     start: int
     end: int
+    #: The high end of a range ("四五千", "一两年"); `value` is then its low end.
+    high: Any = None
+
+    def for_field(self, field: str) -> Any:
+        """The end of a range that counts for `field` (`RANGE_END`), or the value."""
+        if self.high is not None and RANGE_END.get(field) == "high":
+            return self.high
+        return self.value
+
+
+#: Which end of a range counts: for income and what can be paid, the end the debtor
+#: can count on (the low one); for costs and the hardship's length, the worst case.
+RANGE_END = {
+    INCOME: "low",
+    EXPENSES: "high",
+    OTHER_REPAYMENTS: "high",
+    HARDSHIP_MONTHS: "high",
+    PROPOSED_MONTHLY: "low",
+    AVAILABLE_FUNDS: "low",
+}
 
 
 def mentions(entities: Iterable[Mapping[str, Any]]) -> list[Mention]:
@@ -152,7 +172,13 @@ def mentions(entities: Iterable[Mapping[str, Any]]) -> list[Mention]:
             continue
         try:
             found.append(
-                Mention(name, entity.get("value"), int(entity["start"]), int(entity["end"]))
+                Mention(
+                    name,
+                    entity.get("value"),
+                    int(entity["start"]),
+                    int(entity["end"]),
+                    entity.get("high"),
+                )
             )
         except (KeyError, TypeError, ValueError):
             continue
@@ -223,26 +249,43 @@ def extract(
     asked: str | None = None,
 ) -> dict[str, str]:
     """The circumstances stated in one message; `asked` is the question it answers."""
+    return extract_with_ranges(text, entities, asked)[0]
+
+
+def extract_with_ranges(
+    text: str,
+    entities: Iterable[Mapping[str, Any]],
+    asked: str | None = None,
+) -> tuple[dict[str, str], set[str]]:
+    """`extract`, and the fields whose figure came from a range (the reply says which end)."""
     found: dict[str, str] = {}
+    ranged: set[str] = set()
     text = text or ""
     unassigned: list[Mention] = []
     #: field -> clause -> amount: the last amount of a clause counts.
     by_clause: dict[str, dict[int, Decimal]] = {}
     for mention in mentions(entities):
         if mention.entity == "months":
-            if not isinstance(mention.value, int) or isinstance(mention.value, bool):
+            months = mention.for_field(HARDSHIP_MONTHS)
+            if not isinstance(months, int) or isinstance(months, bool):
                 continue
             if _is_expected_duration(text, mention, asked):
-                found[HARDSHIP_MONTHS] = str(mention.value)
+                found[HARDSHIP_MONTHS] = str(months)
+                if mention.high is not None:
+                    ranged.add(HARDSHIP_MONTHS)
             continue
-        amount = _money(mention.value)
-        if amount is None:
+        if _money(mention.value) is None:
             continue
         field = _field_of_amount(text, mention)
         if field is None:
             unassigned.append(mention)
-        else:
-            by_clause.setdefault(field, {})[_clause_index(text, mention.start)] = amount
+            continue
+        amount = _money(mention.for_field(field))
+        if amount is None:
+            continue
+        by_clause.setdefault(field, {})[_clause_index(text, mention.start)] = amount
+        if mention.high is not None:
+            ranged.add(field)
     correcting = bool(_CORRECTION.search(text))
     for field, amounts in by_clause.items():
         if field in SUMMED_FIELDS and not correcting:
@@ -255,7 +298,9 @@ def extract(
     if _NO_OTHER_DEBTS.search(text):
         found.setdefault(OTHER_REPAYMENTS, "0.00")
     if unassigned and asked in MONEY_FIELDS and asked not in found:
-        found[asked] = str(_money(unassigned[-1].value))
+        found[asked] = str(_money(unassigned[-1].for_field(asked)))
+        if unassigned[-1].high is not None:
+            ranged.add(asked)
     stripped = text.strip()
     if asked == HARDSHIP_MONTHS and HARDSHIP_MONTHS not in found:
         if _LONG_TERM.search(stripped):
@@ -274,7 +319,7 @@ def extract(
         and re.fullmatch(r"(没有|没|无|0|零)[。！!]*", stripped)
     ):
         found[asked] = "0.00"
-    return found
+    return found, ranged
 
 
 def hardship_from(

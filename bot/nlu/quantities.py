@@ -88,13 +88,120 @@ LABEL_PRIORITY = ["phone", "id_last4", "date", "months", "plan_index", "amount"]
 
 @dataclass(frozen=True)
 class Quantity:
-    """One value found in a text, with the character span it came from."""
+    """One value found in a text, with the character span it came from.
+
+    A range or an approximation ("四五千", "3000-4000", "一两年", "十来个月") has
+    `value` at its low end and `high` at its high end; which one counts is the
+    reader's rule (`bot.circumstances.RANGE_END`).
+    """
 
     entity: str
     value: Any
     start: int
     end: int
     text: str
+    high: Any = None
+
+
+_CN_DIGITS = {
+    "一": 1,
+    "二": 2,
+    "两": 2,
+    "三": 3,
+    "四": 4,
+    "五": 5,
+    "六": 6,
+    "七": 7,
+    "八": 8,
+    "九": 9,
+}
+_MAGNITUDES = {"十": 10, "百": 100, "千": 1000, "万": 10000, "w": 10000, "k": 1000}
+_NOT_BEFORE = "(?<![0-9.一二两三四五六七八九十百千万])"
+#: "四五千", "两三千块", "一两万": two neighbouring digits and one magnitude.
+_ADJACENT_AMOUNT = re.compile(
+    _NOT_BEFORE + r"([一二两三四五六七八九])([二两三四五六七八九])(十|百|千|万)(块钱|块|元)?"
+)
+#: "三四个月", "一两年".
+_ADJACENT_MONTHS = re.compile(
+    _NOT_BEFORE + r"([一二两三四五六七八九])([二两三四五六七八九])(个月|個月|年)"
+)
+#: "十来个月", "十几个月": about ten.
+_ABOUT_TEN_MONTHS = re.compile(_NOT_BEFORE + r"十(来|几)(个月|個月)")
+_NUMBER = r"[0-9]+(?:\.[0-9]+)?|[零一二两三四五六七八九十百千万]+"
+#: "3000-4000", "四千到五千", "3到4千", "5k-6k元".
+_RANGE_AMOUNT = re.compile(
+    rf"(?<![0-9.])({_NUMBER})\s*([千万wk])?\s*(?:-|~|～|到|至)\s*({_NUMBER})\s*([千万wk])?\s*(块钱|块|元)?"
+)
+#: "1w2", "3k5", "1万2": a magnitude and the next digit.
+_SHORTHAND = re.compile(r"(?<![0-9.])([0-9]+)\s*([wk万千])([0-9])(?![0-9千百万wk])")
+
+
+#: Digits read out one by one ("幺三八 零零幺三 八零零零"), with the radio forms of 1, 0, 7, 9.
+_SPOKEN_DIGIT = dict(zip("零〇洞一幺二两三四五六七拐八九勾", "0001122345677899", strict=True))
+_SPOKEN_RUN = re.compile(
+    r"[零〇洞一幺二两三四五六七拐八九勾](?:\s*[零〇洞一幺二两三四五六七拐八九勾]){10}"
+)
+
+
+def _adjacent(first: str, second: str) -> bool:
+    return _CN_DIGITS[second] == _CN_DIGITS[first] + 1
+
+
+def _yuan(number: str, magnitude: str | None) -> Decimal | None:
+    value = parse_number(number)
+    if value is None:
+        return None
+    return (value * _MAGNITUDES.get(magnitude or "", 1)).quantize(CENT, rounding=ROUND_HALF_UP)
+
+
+def spoken_quantities(text: str) -> list[Quantity]:
+    """Ranges, approximations and shorthand the token patterns read wrongly."""
+    found: list[Quantity] = []
+    lowered = text.lower()
+    for match in _ADJACENT_AMOUNT.finditer(lowered):
+        first, second, magnitude = match.group(1), match.group(2), match.group(3)
+        if _adjacent(first, second):
+            unit = _MAGNITUDES[magnitude]
+            low, high = Decimal(_CN_DIGITS[first] * unit), Decimal(_CN_DIGITS[second] * unit)
+            found.append(_quantity("amount", low.quantize(CENT), high.quantize(CENT), match, text))
+    for match in _ADJACENT_MONTHS.finditer(lowered):
+        if _adjacent(match.group(1), match.group(2)):
+            factor = 12 if match.group(3) == "年" else 1
+            shortest = _CN_DIGITS[match.group(1)] * factor
+            longest = _CN_DIGITS[match.group(2)] * factor
+            found.append(_quantity("months", shortest, longest, match, text))
+    for match in _ABOUT_TEN_MONTHS.finditer(lowered):
+        found.append(_quantity("months", 10, 12 if match.group(1) == "来" else 19, match, text))
+    for match in _RANGE_AMOUNT.finditer(lowered):
+        low_magnitude = match.group(2) or match.group(4)
+        bottom = _yuan(match.group(1), low_magnitude)
+        top = _yuan(match.group(3), match.group(4))
+        has_unit = bool(match.group(2) or match.group(4) or match.group(5))
+        if bottom is None or top is None or not bottom < top:
+            continue
+        if not has_unit and top < 100:  # "1-2", "3到5": not money
+            continue
+        found.append(_quantity("amount", bottom, top, match, text))
+    for match in _SPOKEN_RUN.finditer(lowered):
+        digits = "".join(_SPOKEN_DIGIT[c] for c in match.group(0) if not c.isspace())
+        if re.fullmatch(r"1[3-9][0-9]{9}", digits):
+            found.append(Quantity("phone", digits, match.start(), match.end(), match.group(0)))
+    for match in _SHORTHAND.finditer(lowered):
+        step = _MAGNITUDES[match.group(2)]
+        whole = Decimal(int(match.group(1)) * step + int(match.group(3)) * step // 10)
+        found.append(_quantity("amount", whole.quantize(CENT), None, match, text))
+    taken: list[Quantity] = []
+    for quantity in sorted(found, key=lambda q: (q.start, -(q.end - q.start))):
+        if not any(quantity.start < t.end and t.start < quantity.end for t in taken):
+            taken.append(quantity)
+    return taken
+
+
+def _quantity(entity: str, low: Any, high: Any, match: re.Match[str], text: str) -> Quantity:
+    end = match.end()
+    while end > match.start() and text[end - 1].isspace():
+        end -= 1
+    return Quantity(entity, low, match.start(), end, text[match.start() : end], high)
 
 
 def _num(op: str = "+") -> dict[str, Any]:
@@ -228,6 +335,10 @@ class QuantityParser:
                 continue
             taken.append(span)
             found.append(Quantity(label, value, span.start_char, span.end_char, span.text))
+        spoken = spoken_quantities(text)
+        found = [
+            q for q in found if not any(q.start < s.end and s.start < q.end for s in spoken)
+        ] + spoken
         if not found and LONE_DIGIT.fullmatch(text):
             # A reply of a single digit answers a numbered list of choices.
             digit = text.strip()
@@ -449,16 +560,22 @@ def as_entities(quantities: Iterable[Quantity]) -> list[dict[str, Any]]:
     entities = []
     for q in quantities:
         value = q.value
-        if isinstance(value, Decimal):
-            value = int(value) if value == value.to_integral_value() else str(value)
-        entities.append(
-            {
-                "entity": q.entity,
-                "value": value,
-                "start": q.start,
-                "end": q.end,
-                "confidence_entity": 1.0,
-                "extractor": "QuantityExtractor",
-            }
-        )
+        entity = {
+            "entity": q.entity,
+            "value": _json_safe(value),
+            "start": q.start,
+            "end": q.end,
+            "confidence_entity": 1.0,
+            "extractor": "QuantityExtractor",
+        }
+        if q.high is not None:
+            entity["low"], entity["high"] = _json_safe(q.value), _json_safe(q.high)
+        entities.append(entity)
     return entities
+
+
+def _json_safe(value: Any) -> Any:
+    """A whole `Decimal` as a JSON integer, any other as an exact string."""
+    if isinstance(value, Decimal):
+        return int(value) if value == value.to_integral_value() else str(value)
+    return value

@@ -634,3 +634,18 @@ async def test_broken_plans_go_to_a_negotiator_without_the_form(zhang_wei: int) 
         SlotSet("requested_slot", None),
         ConversationPaused(),
     ]
+
+
+async def test_a_range_is_taken_by_the_rule_and_the_reply_says_which_figure(zhang_wei: int) -> None:
+    text = "一个月四五千吧"
+    entities = [
+        {"entity": "months", "value": 1, "start": 0, "end": 3},
+        {"entity": "amount", "value": 4000, "low": 4000, "high": 5000, "start": 3, "end": 6},
+    ]
+    dispatcher = CollectingDispatcher()
+    events = await ValidateCircumstancesForm().run(
+        dispatcher, tracker(text, {"requested_slot": "monthly_income"}, entities), DOMAIN
+    )
+    assert events == [SlotSet("monthly_income", "4000.00")]
+    assert responses(dispatcher) == ["utter_range_taken_monthly_income"]
+    assert dispatcher.messages[0]["value"] == "4,000.00"

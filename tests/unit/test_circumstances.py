@@ -19,6 +19,7 @@ from bot.circumstances import (
     UNKNOWN,
     circumstances,
     extract,
+    extract_with_ranges,
     hardship_from,
     implausible,
 )
@@ -37,7 +38,7 @@ def parser() -> QuantityParser:
 
 def entities(parser: QuantityParser, text: str) -> list[dict[str, Any]]:
     return [
-        {"entity": q.entity, "value": q.value, "start": q.start, "end": q.end}
+        {"entity": q.entity, "value": q.value, "start": q.start, "end": q.end, "high": q.high}
         for q in parser.parse(text, TODAY)
     ]
 
@@ -94,6 +95,26 @@ def test_figures_go_to_the_right_question(
     parser: QuantityParser, text: str, asked: str | None, expected: dict[str, str]
 ) -> None:
     assert extract(text, entities(parser, text), asked) == expected
+
+
+@pytest.mark.parametrize(
+    ("text", "asked", "expected", "ranged"),
+    [
+        ("一个月四五千吧", INCOME, {INCOME: "4000.00"}, {INCOME}),
+        ("房租吃饭两三千块", EXPENSES, {EXPENSES: "3000.00"}, {EXPENSES}),
+        ("收入3000-4000 开销两千左右", None, {INCOME: "3000.00", EXPENSES: "2000.00"}, {INCOME}),
+        ("估计还要一两年", HARDSHIP_MONTHS, {HARDSHIP_MONTHS: "24"}, {HARDSHIP_MONTHS}),
+        ("大概十来个月吧", HARDSHIP_MONTHS, {HARDSHIP_MONTHS: "12"}, {HARDSHIP_MONTHS}),
+        ("每个月能还一两千", PROPOSED_MONTHLY, {PROPOSED_MONTHLY: "1000.00"}, {PROPOSED_MONTHLY}),
+        ("工资1w2", INCOME, {INCOME: "12000.00"}, set()),
+        ("花呗每月3k5", None, {OTHER_REPAYMENTS: "3500.00"}, set()),
+    ],
+)
+def test_a_range_counts_by_the_written_rule(
+    parser: QuantityParser, text: str, asked: str | None, expected: dict, ranged: set
+) -> None:
+    """Income and what can be paid: the low end; costs and duration: the high end."""
+    assert extract_with_ranges(text, entities(parser, text), asked) == (expected, ranged)
 
 
 @pytest.mark.parametrize(

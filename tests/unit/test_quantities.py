@@ -170,3 +170,37 @@ def test_day_already_passed_this_month_means_next_month() -> None:
 def test_month_end_across_a_year() -> None:
     assert parse_date("下个月底", date(2026, 12, 3)) == date(2027, 1, 31)
     assert parse_date("下个月底", date(2027, 1, 15)) == date(2027, 2, 28)
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("一个月四五千", [("months", 1, None), ("amount", Decimal("4000.00"), Decimal("5000.00"))]),
+        ("两三千块", [("amount", Decimal("2000.00"), Decimal("3000.00"))]),
+        ("一两万", [("amount", Decimal("10000.00"), Decimal("20000.00"))]),
+        ("3000-4000", [("amount", Decimal("3000.00"), Decimal("4000.00"))]),
+        ("四千到五千", [("amount", Decimal("4000.00"), Decimal("5000.00"))]),
+        ("3到4千", [("amount", Decimal("3000.00"), Decimal("4000.00"))]),
+        ("一两年", [("months", 12, 24)]),
+        ("三四个月", [("months", 3, 4)]),
+        ("十来个月", [("months", 10, 12)]),
+        ("四六千", []),  # not neighbouring digits: no range, no made-up figure
+    ],
+)
+def test_ranges_keep_both_ends(parser: QuantityParser, text: str, expected: list) -> None:
+    assert [(q.entity, q.value, q.high) for q in parser.parse(text, TODAY)] == expected
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("1w2", [("amount", Decimal("12000.00"))]),
+        ("3k5", [("amount", Decimal("3500.00"))]),
+        ("1万2", [("amount", Decimal("12000.00"))]),
+        ("手机幺三八 零零幺三 八零零零", [("phone", "13800138000")]),
+        ("一三八零零一三八零零零", [("phone", "13800138000")]),
+        ("1-2", []),
+    ],
+)
+def test_shorthand_and_spoken_digits(parser: QuantityParser, text: str, expected: list) -> None:
+    assert found(parser, text) == expected
