@@ -92,6 +92,7 @@ INTERRUPTIONS = {
     "complain",
     "refuse_payment",
     "goodbye",
+    "ask_account_status",
 }
 #: Intents that ask for the plans now ("有哪些方案 直接说吧"), in the middle of the form.
 WANTS_THE_OFFERS = {"request_negotiation", "choose_plan", "ask_repayment_plan"}
