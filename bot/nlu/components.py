@@ -28,6 +28,7 @@ from bot.critical import CriticalMessages
 from bot.nlu.normalize import normalize_text
 from bot.nlu.quantities import QuantityParser, as_entities
 from bot.policy import load_policy
+from bot.requests import request_in
 
 logger = logging.getLogger(__name__)
 
@@ -186,6 +187,49 @@ class CriticalMessageGuard(GraphComponent):
 
 #: A letter, digit or Chinese character: a message without one says nothing to classify.
 _WORD_CHARACTER = re.compile(r"[0-9A-Za-z\u3400-\u9fff\uf900-\ufaff]")
+#: One Chinese character held down ("张张张张张张…"): no words either.
+_ONE_CHARACTER_REPEATED = re.compile(r"\s*([\u3400-\u9fff])(?:\s*\1){5,}\s*")
+
+
+@DefaultV1Recipe.register([DefaultV1Recipe.ComponentType.INTENT_CLASSIFIER], is_trainable=False)
+class RequestInWords(GraphComponent):
+    """Gives a message the classifier could not place the request its words make.
+
+    "都有啥方案 别绕弯子了" or "做生意赔了 一个月就六千收入 想协商下" may fall below the
+    fallback threshold; their words (`bot.requests.request_in`: 协商, 分期, 方案,
+    欠多少 …) still say what the debtor wants. Only `nlu_fallback` and
+    `out_of_scope` are replaced. Runs after the FallbackClassifier.
+    """
+
+    REPLACEABLE = frozenset({FALLBACK_INTENT, "out_of_scope"})
+
+    @classmethod
+    def create(
+        cls,
+        config: dict[str, Any],
+        model_storage: ModelStorage,
+        resource: Resource,
+        execution_context: ExecutionContext,
+    ) -> RequestInWords:
+        return cls()
+
+    def process(self, messages: list[Message]) -> list[Message]:
+        for message in messages:
+            intent = (message.get(INTENT) or {}).get(INTENT_NAME_KEY)
+            if intent not in self.REPLACEABLE:
+                continue
+            request = request_in(message.get(TEXT) or "")
+            if request is None:
+                continue
+            corrected = {INTENT_NAME_KEY: request, PREDICTED_CONFIDENCE_KEY: 1.0}
+            ranking = [
+                item
+                for item in message.get(INTENT_RANKING_KEY) or []
+                if item.get(INTENT_NAME_KEY) != request
+            ]
+            message.set(INTENT, corrected, add_to_output=True)
+            message.set(INTENT_RANKING_KEY, [corrected, *ranking], add_to_output=True)
+        return messages
 
 
 @DefaultV1Recipe.register([DefaultV1Recipe.ComponentType.INTENT_CLASSIFIER], is_trainable=False)
@@ -209,7 +253,8 @@ class ContentlessMessageFallback(GraphComponent):
 
     def process(self, messages: list[Message]) -> list[Message]:
         for message in messages:
-            if _WORD_CHARACTER.search(message.get(TEXT) or ""):
+            text = message.get(TEXT) or ""
+            if _WORD_CHARACTER.search(text) and not _ONE_CHARACTER_REPEATED.fullmatch(text):
                 continue
             fallback = {INTENT_NAME_KEY: FALLBACK_INTENT, PREDICTED_CONFIDENCE_KEY: 1.0}
             ranking = [

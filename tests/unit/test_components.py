@@ -6,7 +6,12 @@ from rasa.shared.nlu.constants import ENTITIES, TEXT
 from rasa.shared.nlu.training_data.message import Message
 from rasa.shared.nlu.training_data.training_data import TrainingData
 
-from bot.nlu.components import ChineseTextNormalizer, ContentlessMessageFallback, QuantityExtractor
+from bot.nlu.components import (
+    ChineseTextNormalizer,
+    ContentlessMessageFallback,
+    QuantityExtractor,
+    RequestInWords,
+)
 
 
 def normalizer(**config: object) -> ChineseTextNormalizer:
@@ -99,3 +104,35 @@ def test_a_message_without_words_is_not_understood() -> None:
         "deny",
     ]
     assert words.get("intent") == {"name": "choose_plan", "confidence": 0.6}
+
+
+def test_one_character_held_down_is_not_understood() -> None:
+    held = Message(data={TEXT: "张" * 60, "intent": {"name": "dispute_debt", "confidence": 0.7}})
+    laugh = Message(data={TEXT: "哈哈", "intent": {"name": "greet", "confidence": 0.5}})
+    digits = Message(data={TEXT: "1111", "intent": {"name": "inform", "confidence": 0.9}})
+    ContentlessMessageFallback().process([held, laugh, digits])
+    assert held.get("intent") == {"name": "nlu_fallback", "confidence": 1.0}
+    assert laugh.get("intent") == {"name": "greet", "confidence": 0.5}
+    assert digits.get("intent") == {"name": "inform", "confidence": 0.9}
+
+
+def test_an_unplaced_message_gets_the_request_its_words_make() -> None:
+    plans = Message(
+        data={
+            TEXT: "都有啥方案 别绕弯子了",
+            "intent": {"name": "nlu_fallback", "confidence": 1.0},
+            "intent_ranking": [{"name": "nlu_fallback", "confidence": 1.0}],
+        }
+    )
+    status = Message(data={TEXT: "查一下欠了多少", "intent": {"name": "out_of_scope"}})
+    placed = Message(data={TEXT: "分期有手续费吗", "intent": {"name": "faq", "confidence": 0.9}})
+    nothing = Message(data={TEXT: "今天天气不错", "intent": {"name": "nlu_fallback"}})
+    RequestInWords().process([plans, status, placed, nothing])
+    assert plans.get("intent") == {"name": "request_negotiation", "confidence": 1.0}
+    assert [i["name"] for i in plans.get("intent_ranking")] == [
+        "request_negotiation",
+        "nlu_fallback",
+    ]
+    assert status.get("intent")["name"] == "ask_account_status"
+    assert placed.get("intent") == {"name": "faq", "confidence": 0.9}
+    assert nothing.get("intent") == {"name": "nlu_fallback"}
