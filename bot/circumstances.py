@@ -185,7 +185,8 @@ def mentions(entities: Iterable[Mapping[str, Any]]) -> list[Mention]:
     return sorted(found, key=lambda m: m.start)
 
 
-def _money(value: Any) -> Decimal | None:
+def as_money(value: Any) -> Decimal | None:
+    """An entity's amount as exact money, or None (floats, junk, absurd sizes)."""
     if isinstance(value, (bool, float)):
         return None
     try:
@@ -274,13 +275,13 @@ def extract_with_ranges(
                 if mention.high is not None:
                     ranged.add(HARDSHIP_MONTHS)
             continue
-        if _money(mention.value) is None:
+        if as_money(mention.value) is None:
             continue
         field = _field_of_amount(text, mention)
         if field is None:
             unassigned.append(mention)
             continue
-        amount = _money(mention.for_field(field))
+        amount = as_money(mention.for_field(field))
         if amount is None:
             continue
         by_clause.setdefault(field, {})[_clause_index(text, mention.start)] = amount
@@ -298,7 +299,7 @@ def extract_with_ranges(
     if _NO_OTHER_DEBTS.search(text):
         found.setdefault(OTHER_REPAYMENTS, "0.00")
     if unassigned and asked in MONEY_FIELDS and asked not in found:
-        found[asked] = str(_money(unassigned[-1].for_field(asked)))
+        found[asked] = str(as_money(unassigned[-1].for_field(asked)))
         if unassigned[-1].high is not None:
             ranged.add(asked)
     stripped = text.strip()

@@ -13,9 +13,10 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Mapping
 from datetime import date
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from typing import Any
 
+from bot.circumstances import as_money
 from bot.negotiation import PromisePart
 
 _CLAUSE_BREAK = re.compile(r"[，,。；;！!？?\n、\s]+|然后|之后")
@@ -35,13 +36,8 @@ def _clauses(text: str) -> list[tuple[int, int]]:
 
 
 def _amount(value: Any) -> Decimal | None:
-    if isinstance(value, (bool, float)):
-        return None
-    try:
-        amount = Decimal(str(value))
-    except (InvalidOperation, ValueError):
-        return None
-    return amount if amount.is_finite() and amount > 0 else None
+    amount = as_money(value)
+    return amount if amount is not None and amount > 0 else None
 
 
 def _day(value: Any) -> date | None:

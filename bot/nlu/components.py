@@ -175,14 +175,19 @@ class CriticalMessageGuard(GraphComponent):
                 continue
             logger.debug("critical rule %s: %s -> %s", verdict.rule, predicted, verdict.intent)
             corrected = {INTENT_NAME_KEY: verdict.intent, PREDICTED_CONFIDENCE_KEY: 1.0}
-            ranking = [
-                item
-                for item in message.get(INTENT_RANKING_KEY) or []
-                if item.get(INTENT_NAME_KEY) != verdict.intent
-            ]
-            message.set(INTENT, corrected, add_to_output=True)
-            message.set(INTENT_RANKING_KEY, [corrected, *ranking], add_to_output=True)
+            _replace_intent(message, corrected)
         return messages
+
+
+def _replace_intent(message: Message, intent: dict[str, Any]) -> None:
+    """Make `intent` the message's intent, first in its ranking (without duplicates)."""
+    ranking = [
+        item
+        for item in message.get(INTENT_RANKING_KEY) or []
+        if item.get(INTENT_NAME_KEY) != intent[INTENT_NAME_KEY]
+    ]
+    message.set(INTENT, intent, add_to_output=True)
+    message.set(INTENT_RANKING_KEY, [intent, *ranking], add_to_output=True)
 
 
 #: A letter, digit or Chinese character: a message without one says nothing to classify.
@@ -222,13 +227,7 @@ class RequestInWords(GraphComponent):
             if request is None:
                 continue
             corrected = {INTENT_NAME_KEY: request, PREDICTED_CONFIDENCE_KEY: 1.0}
-            ranking = [
-                item
-                for item in message.get(INTENT_RANKING_KEY) or []
-                if item.get(INTENT_NAME_KEY) != request
-            ]
-            message.set(INTENT, corrected, add_to_output=True)
-            message.set(INTENT_RANKING_KEY, [corrected, *ranking], add_to_output=True)
+            _replace_intent(message, corrected)
         return messages
 
 
@@ -257,11 +256,5 @@ class ContentlessMessageFallback(GraphComponent):
             if _WORD_CHARACTER.search(text) and not _ONE_CHARACTER_REPEATED.fullmatch(text):
                 continue
             fallback = {INTENT_NAME_KEY: FALLBACK_INTENT, PREDICTED_CONFIDENCE_KEY: 1.0}
-            ranking = [
-                item
-                for item in message.get(INTENT_RANKING_KEY) or []
-                if item.get(INTENT_NAME_KEY) != FALLBACK_INTENT
-            ]
-            message.set(INTENT, fallback, add_to_output=True)
-            message.set(INTENT_RANKING_KEY, [fallback, *ranking], add_to_output=True)
+            _replace_intent(message, fallback)
         return messages

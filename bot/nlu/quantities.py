@@ -103,18 +103,6 @@ class Quantity:
     high: Any = None
 
 
-_CN_DIGITS = {
-    "一": 1,
-    "二": 2,
-    "两": 2,
-    "三": 3,
-    "四": 4,
-    "五": 5,
-    "六": 6,
-    "七": 7,
-    "八": 8,
-    "九": 9,
-}
 _MAGNITUDES = {"十": 10, "百": 100, "千": 1000, "万": 10000, "w": 10000, "k": 1000}
 _NOT_BEFORE = "(?<![0-9.一二两三四五六七八九十百千万])"
 #: "四五千", "两三千块", "一两万": two neighbouring digits and one magnitude.
@@ -143,8 +131,13 @@ _SPOKEN_RUN = re.compile(
 )
 
 
+def _digit(char: str) -> int:
+    """One Chinese digit's value ("两" 2), by the same numeral parser as everything else."""
+    return int(parse_number(char) or 0)
+
+
 def _adjacent(first: str, second: str) -> bool:
-    return _CN_DIGITS[second] == _CN_DIGITS[first] + 1
+    return _digit(second) == _digit(first) + 1
 
 
 def _yuan(number: str, magnitude: str | None) -> Decimal | None:
@@ -162,13 +155,13 @@ def spoken_quantities(text: str) -> list[Quantity]:
         first, second, magnitude = match.group(1), match.group(2), match.group(3)
         if _adjacent(first, second):
             unit = _MAGNITUDES[magnitude]
-            low, high = Decimal(_CN_DIGITS[first] * unit), Decimal(_CN_DIGITS[second] * unit)
+            low, high = Decimal(_digit(first) * unit), Decimal(_digit(second) * unit)
             found.append(_quantity("amount", low.quantize(CENT), high.quantize(CENT), match, text))
     for match in _ADJACENT_MONTHS.finditer(lowered):
         if _adjacent(match.group(1), match.group(2)):
             factor = 12 if match.group(3) == "年" else 1
-            shortest = _CN_DIGITS[match.group(1)] * factor
-            longest = _CN_DIGITS[match.group(2)] * factor
+            shortest = _digit(match.group(1)) * factor
+            longest = _digit(match.group(2)) * factor
             found.append(_quantity("months", shortest, longest, match, text))
     for match in _ABOUT_TEN_MONTHS.finditer(lowered):
         found.append(_quantity("months", 10, 12 if match.group(1) == "来" else 19, match, text))
