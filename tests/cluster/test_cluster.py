@@ -124,17 +124,24 @@ async def test_fifty_concurrent_conversations_across_replicas(
 ) -> None:
     urls = cluster.config.rasa_urls
     references = await _reference_replies(urls)
-    rng = random.Random(7)
     conversations = [Conversation() for _ in range(50)]
     scripts = [MESSAGES[i % len(MESSAGES)] for i in range(50)]
 
-    async def play(conversation: Conversation, script: list[str]) -> None:
+    async def play(conversation: Conversation, script: list[str], seed: int) -> None:
+        # One generator per conversation: which replica gets each message does
+        # not depend on how the fifty conversations interleave.
+        rng = random.Random(seed)
         for message in script:
             await say(session, urls, conversation, message, rng)
 
     connector = aiohttp.TCPConnector(limit=100)
     async with aiohttp.ClientSession(connector=connector) as session:
-        await asyncio.gather(*(play(c, s) for c, s in zip(conversations, scripts, strict=True)))
+        await asyncio.gather(
+            *(
+                play(c, s, seed)
+                for seed, (c, s) in enumerate(zip(conversations, scripts, strict=True))
+            )
+        )
 
     log = (cluster.config.log_dir / "nginx-access.log").read_text(encoding="utf-8")
     assert "POST /webhook 200" in log
