@@ -8,7 +8,8 @@ RASA := $(VENV)/bin/rasa
 INSTALLED := $(VENV)/.installed
 MODEL := models/current.tar.gz
 DATA := data stories
-TRAIN_INPUTS := config.yml domain.yml $(shell find data stories -type f 2>/dev/null) $(wildcard bot/nlu/*.py)
+TRAIN_INPUTS := config.yml domain.yml $(shell find data stories -type f 2>/dev/null) $(wildcard bot/rasa_ext/nlu/*.py) \
+	bot/domain/normalize.py bot/domain/critical.py bot/domain/requests.py
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 export SQLALCHEMY_SILENCE_UBER_WARNING ?= 1
 export PYTHONWARNINGS ?= ignore::DeprecationWarning
@@ -50,14 +51,14 @@ $(MODEL): $(INSTALLED) $(TRAIN_INPUTS)
 train: $(MODEL)
 
 run: $(MODEL)
-	$(PY) -m bot.db seed-demo
-	$(PY) -m bot.stack
+	$(PY) -m bot.store seed-demo
+	$(PY) -m bot.tools.stack
 
 cluster: $(MODEL)
-	$(PY) -m bot.cluster --rasa $(N) --actions $(M)
+	$(PY) -m bot.tools.cluster --rasa $(N) --actions $(M)
 
 shell: $(INSTALLED)
-	$(PY) -m bot.chat
+	$(PY) -m bot.tools.chat
 
 # The Botium suite against a running assistant (`make run`; RASA_URL for another).
 botium: $(INSTALLED)
@@ -67,7 +68,7 @@ ROLE ?= negotiator
 console-user: $(INSTALLED)
 	@test -n "$(USERNAME)" -a -n "$(NAME)" || \
 		{ echo "usage: make console-user USERNAME=li NAME=李专员 [ROLE=negotiator|supervisor]"; exit 2; }
-	$(PY) -m bot.db upgrade
+	$(PY) -m bot.store upgrade
 	$(PY) -m bot.console user add "$(USERNAME)" --name "$(NAME)" --role "$(ROLE)"
 
 lint: $(INSTALLED)
@@ -94,7 +95,7 @@ validate: $(INSTALLED)
 nlu-test: $(MODEL)
 	rm -rf results/nlu/held-out
 	$(RASA) test nlu --model $(MODEL) --nlu tests/nlu --out results/nlu/held-out --successes
-	$(PY) -m bot.nlu_report results/nlu/held-out --min-macro-f1 0.90 \
+	$(PY) -m bot.tools.nlu_report results/nlu/held-out --min-macro-f1 0.90 \
 		--registers tests/nlu/heldout_registers.yml --min-accuracy 0.90 --min-critical-recall 0.92
 
 # 3-fold cross-validation of the NLU pipeline on the training data (trains three
@@ -103,7 +104,7 @@ nlu-crossval: $(INSTALLED)
 	rm -rf results/nlu/cross-validation
 	$(RASA) test nlu --nlu data/nlu --config config.yml --cross-validation --folds 3 \
 		--out results/nlu/cross-validation
-	$(PY) -m bot.nlu_report results/nlu/cross-validation --min-macro-f1 0
+	$(PY) -m bot.tools.nlu_report results/nlu/cross-validation --min-macro-f1 0
 
 core-test: $(MODEL)
 	rm -rf results/core
@@ -120,7 +121,7 @@ cluster-test: $(MODEL)
 test: lint deploy-check unit validate train nlu-test core-test e2e cluster-test
 
 bench: $(MODEL)
-	$(PY) -m bot.bench
+	$(PY) -m bot.tools.bench
 
 clean:
 	rm -rf models results var .pytest_cache .ruff_cache

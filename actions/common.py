@@ -9,7 +9,7 @@ from zoneinfo import ZoneInfo
 
 from babel.dates import format_date
 
-from bot.db.engine import Database, database_url
+from bot.store.engine import Database, database_url
 
 #: The bank's day starts and ends in Beijing time, wherever the server runs.
 BEIJING = ZoneInfo("Asia/Shanghai")

@@ -7,8 +7,8 @@ from decimal import Decimal
 from rasa_sdk.executor import CollectingDispatcher
 
 from actions.common import database, money
-from bot.accounts import AccountSummary, account_summaries, record_disclosure
-from bot.identity import is_verified
+from bot.store.accounts import AccountSummary, account_summaries, record_disclosure
+from bot.store.identity import is_verified
 
 
 def status_message(account: AccountSummary) -> dict[str, object]:

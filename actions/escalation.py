@@ -2,7 +2,7 @@
 
 Every handoff goes the same way (`hand_off`): what the assistant learned is
 gathered into a summary, a case is opened in the negotiators' queue
-(`bot.handoff`), the debtor is told honestly who answers next and when, and the
+(`bot.store.handoff`), the debtor is told honestly who answers next and when, and the
 conversation is paused, so that the assistant stays silent until staff close
 the case and the console runs `action_handoff_resume`.
 """
@@ -27,9 +27,10 @@ from rasa_sdk.executor import CollectingDispatcher
 from rasa_sdk.types import DomainDict
 
 from actions.common import BEIJING, database
-from bot.accounts import AccountSummary, account_summaries
-from bot.agreements import account_to_negotiate, latest_agreement, latest_proposal
-from bot.handoff import (
+from bot.domain.policy import current_critical_messages, current_policy
+from bot.store.accounts import AccountSummary, account_summaries
+from bot.store.agreements import account_to_negotiate, latest_agreement, latest_proposal
+from bot.store.handoff import (
     OpenedCase,
     complaint_category,
     next_staff_opening,
@@ -38,8 +39,7 @@ from bot.handoff import (
     refer_to_collections,
     should_refer_when_negotiator_declined,
 )
-from bot.identity import is_verified
-from bot.policy import current_critical_messages, current_policy
+from bot.store.identity import is_verified
 
 #: Slots whose values describe the debtor's circumstances, copied into a case.
 CIRCUMSTANCE_SLOTS = (

@@ -1,6 +1,6 @@
 """Circumstances, offers, choice, counter-proposal, terms, confirmation and schedules.
 
-Thin actions over `bot.circumstances`, `bot.negotiation` and `bot.agreements`:
+Thin actions over `bot.domain.circumstances`, `bot.domain.negotiation` and `bot.store.agreements`:
 they read slots, call the engine, and send the responses of domain.yml. Nothing
 is written to the database before the debtor explicitly confirms the terms, and
 the confirmed terms are computed again from the current balances first.
@@ -23,16 +23,7 @@ from rasa_sdk.types import DomainDict
 
 from actions.common import database, full_date, money, today_in_beijing
 from actions.escalation import hand_off
-from bot import audit
-from bot.accounts import AccountSummary, account_summaries
-from bot.agreements import (
-    account_to_negotiate,
-    latest_agreement,
-    position,
-    record_agreement,
-    record_proposal,
-)
-from bot.circumstances import (
+from bot.domain.circumstances import (
     FIELDS,
     HARDSHIP_DETAIL,
     HARDSHIP_MONTHS,
@@ -53,8 +44,7 @@ from bot.circumstances import (
     resumes,
     still_needed,
 )
-from bot.identity import is_verified
-from bot.negotiation import (
+from bot.domain.negotiation import (
     AccountPosition,
     Assessment,
     Circumstances,
@@ -70,8 +60,18 @@ from bot.negotiation import (
     counter_offer,
     own_limit_applies,
 )
-from bot.policy import Policy, current_policy
-from bot.promises import promise_parts
+from bot.domain.policy import Policy, current_policy
+from bot.domain.promises import promise_parts
+from bot.store import audit
+from bot.store.accounts import AccountSummary, account_summaries
+from bot.store.agreements import (
+    account_to_negotiate,
+    latest_agreement,
+    position,
+    record_agreement,
+    record_proposal,
+)
+from bot.store.identity import is_verified
 
 #: The policy is validated when the action server starts, not at the first offer.
 current_policy()
@@ -291,7 +291,7 @@ def _figures_in(messages: Iterable[dict[str, Any]], asked: str | None) -> dict[s
 class ValidateCircumstancesForm(FormValidationAction):
     """Fills the circumstances form from whatever the debtor writes.
 
-    Every message is read for every figure (`bot.circumstances.extract`), so one
+    Every message is read for every figure (`bot.domain.circumstances.extract`), so one
     message can answer several questions and a later figure corrects an earlier
     one. When the form starts, the messages that led to it (for example the
     hardship the debtor described before verifying) are read the same way.

@@ -15,7 +15,10 @@ from actions.disclosure import tell_account_status
 from actions.escalation import hand_off
 from actions.forms import Normalizer, NormalizingFormValidation
 from actions.negotiation import start_circumstances, start_promise, tell_schedule
-from bot.identity import (
+from bot.domain.normalize import normalize_text
+from bot.domain.requests import request_in
+from bot.domain.third_party import speaks_for_another
+from bot.store.identity import (
     active_lock,
     mask_mobile,
     normalize_id_last4,
@@ -23,9 +26,6 @@ from bot.identity import (
     normalize_name,
     verify_identity,
 )
-from bot.nlu.normalize import normalize_text
-from bot.requests import request_in
-from bot.third_party import speaks_for_another
 
 IDENTITY_SLOTS = ("debtor_name", "id_last4", "phone")
 #: Set once the writer says they act for the debtor: never verified in this conversation.

@@ -24,10 +24,10 @@ from collections.abc import Sequence
 
 from sqlalchemy.exc import DBAPIError
 
-from bot import staff
-from bot.db.engine import Database, database_url
-from bot.db.models import STAFF_ROLES
 from bot.profile import require_shared
+from bot.store import staff
+from bot.store.engine import Database, database_url
+from bot.store.models import STAFF_ROLES
 
 BAD_INPUT = 2
 DEMO_USERNAME = "demo"
@@ -121,7 +121,7 @@ def _user(args: argparse.Namespace, url: str) -> int:
         _error(str(error))
         return BAD_INPUT
     except DBAPIError as error:
-        _error(f"无法写入数据库（是否已运行 python -m bot.db upgrade？）：{error.orig}")
+        _error(f"无法写入数据库（是否已运行 python -m bot.store upgrade？）：{error.orig}")
         return 1
 
 
@@ -155,7 +155,7 @@ def _serve(args: argparse.Namespace, url: str) -> int:
         try:
             password = asyncio.run(reset_demo_user(url))
         except DBAPIError as error:
-            _error(f"无法写入数据库（是否已运行 python -m bot.db upgrade？）：{error.orig}")
+            _error(f"无法写入数据库（是否已运行 python -m bot.store upgrade？）：{error.orig}")
             return 1
         print(
             f"Staff console: http://{host}:{port}/  user {DEMO_USERNAME}  password {password}",

@@ -31,15 +31,15 @@ import sqlalchemy as sa
 from aiohttp import web
 from multidict import MultiDictProxy
 
-from bot import audit, handoff
-from bot import staff as staff_accounts
-from bot import transcript as transcripts
 from bot.console import labels
 from bot.console.rasa_api import RasaClient, RasaError
 from bot.console.sessions import MAX_AGE_SECONDS, Session, SessionStore
-from bot.db.engine import Database
-from bot.db.models import HANDOFF_OUTCOMES, StaffMember, utcnow
-from bot.handoff import CaseError, CaseView, ReferralView
+from bot.store import audit, handoff
+from bot.store import staff as staff_accounts
+from bot.store import transcript as transcripts
+from bot.store.engine import Database
+from bot.store.handoff import CaseError, CaseView, ReferralView
+from bot.store.models import HANDOFF_OUTCOMES, StaffMember, utcnow
 
 logger = logging.getLogger(__name__)
 

@@ -3,7 +3,7 @@
 The cookie holds, signed with the secret key (itsdangerous), the staff member's
 id (none before sign-in), a CSRF token and a random session id. It is valid for
 12 hours from sign-in. Signing out forgets the cookie; the application also
-records the session id as revoked in the database (`bot.staff.revoke_session`),
+records the session id as revoked in the database (`bot.store.staff.revoke_session`),
 so a copy of the cookie stops working too, across restarts and instances.
 """
 

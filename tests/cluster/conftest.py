@@ -1,7 +1,7 @@
 """A cluster of the real servers on PostgreSQL, Redis and RabbitMQ, once per run.
 
 Two Rasa servers, two action servers, two staff consoles and the audit relay
-behind nginx, started by `bot.cluster.Cluster` exactly as `make cluster` does,
+behind nginx, started by `bot.tools.cluster.Cluster` exactly as `make cluster` does,
 on a fresh PostgreSQL database and a Redis lock-key prefix of their own.
 """
 
@@ -23,8 +23,8 @@ import aiohttp
 import psycopg2
 import pytest
 
-from bot.cluster import Cluster, ClusterConfig, drop_database, scale_env
-from bot.conduct import conduct_problems
+from bot.domain.conduct import conduct_problems
+from bot.tools.cluster import Cluster, ClusterConfig, drop_database, scale_env
 from tests.e2e.wechat_fake import FakeInThread, FakeWeChatApi
 from tests.e2e.wechat_fake import stack_env as wechat_stack_env
 

@@ -20,7 +20,7 @@ import aiohttp
 import pytest
 import socketio
 
-from bot.cluster import Cluster
+from bot.tools.cluster import Cluster
 from tests.cluster.conftest import (
     API_TOKEN,
     Conversation,

@@ -14,7 +14,7 @@ from selenium import webdriver
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.remote.webdriver import WebDriver
 
-from bot.stack import ROOT
+from bot.tools.stack import ROOT
 
 #: Where the browser tests save their screenshots (kept for the README).
 RESULTS = ROOT / "results"

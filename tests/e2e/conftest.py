@@ -23,10 +23,10 @@ import pytest
 import sqlalchemy as sa
 from psycopg2 import sql
 
-from bot.conduct import conduct_problems
-from bot.db.engine import Database, sync_url
-from bot.db.models import StaffMember
-from bot.stack import ROOT, Stack, StackConfig
+from bot.domain.conduct import conduct_problems
+from bot.store.engine import Database, sync_url
+from bot.store.models import StaffMember
+from bot.tools.stack import ROOT, Stack, StackConfig
 from tests.e2e.wechat_fake import stack_env as wechat_stack_env
 
 POSTGRES_URL = os.environ.get("E2E_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432")
@@ -60,7 +60,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 def _seed(database_url: str) -> None:
     env = {**os.environ, "DATABASE_URL": database_url}
-    subprocess.run([sys.executable, "-m", "bot.db", "seed-demo"], cwd=ROOT, env=env, check=True)
+    subprocess.run([sys.executable, "-m", "bot.store", "seed-demo"], cwd=ROOT, env=env, check=True)
 
 
 def _admin(statement: sql.Composable) -> None:

@@ -23,12 +23,12 @@ from typing import Any
 
 import yaml
 
-from bot.conduct import conduct_problems
+from bot.domain.conduct import conduct_problems
 
 CONVERSATIONS_DIR = Path(__file__).resolve().parent.parent / "conversations"
 
 #: Never acceptable in any reply of the assistant: errors. Threats, insults and
-#: the like are `bot.conduct`'s to find, in every reply of every test.
+#: the like are `bot.domain.conduct`'s to find, in every reply of every test.
 FORBIDDEN_EVERYWHERE = ["Traceback", "Exception"]
 
 

@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 
-from bot.conduct import conduct_problems
+from bot.domain.conduct import conduct_problems
 from tests.e2e.conversations import FORBIDDEN_EVERYWHERE
 
 pytestmark = [pytest.mark.e2e, pytest.mark.dialogue]

@@ -22,8 +22,8 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
 from selenium.webdriver.support.ui import Select
 
-from bot import staff
-from bot.db.engine import Database
+from bot.store import staff
+from bot.store.engine import Database
 from tests.e2e.browser import RESULTS, chromium, eventually
 from tests.e2e.conftest import RestClient, handoff_cases, staff_messages
 from tests.e2e.conversations import reply_text

@@ -22,10 +22,10 @@ import pytest
 import sqlalchemy as sa
 
 from actions.common import today_in_beijing
-from bot.db.engine import sync_url
-from bot.negotiation import add_months
-from bot.policy import load_policy
-from bot.stack import Stack, StackConfig
+from bot.domain.negotiation import add_months
+from bot.domain.policy import load_policy
+from bot.store.engine import sync_url
+from bot.tools.stack import Stack, StackConfig
 from tests.e2e.conftest import RestClient, handoff_cases
 from tests.e2e.conversations import (
     CONVERSATIONS_DIR,

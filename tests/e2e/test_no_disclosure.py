@@ -6,7 +6,7 @@ from decimal import Decimal
 
 import pytest
 
-from bot.db.seed import DEMO_DEBTORS
+from bot.store.seed import DEMO_DEBTORS
 from tests.e2e.conversations import reply_text
 
 pytestmark = pytest.mark.e2e

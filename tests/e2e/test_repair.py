@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
-from bot.db.engine import sync_url
+from bot.store.engine import sync_url
 from tests.e2e.conftest import RestClient
 from tests.e2e.conversations import CONVERSATIONS_DIR, play
 

@@ -8,10 +8,10 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from bot.audit import entries
-from bot.db.engine import Database
-from bot.handoff import close_case
-from bot.stack import Stack, StackConfig
+from bot.store.audit import entries
+from bot.store.engine import Database
+from bot.store.handoff import close_case
+from bot.tools.stack import Stack, StackConfig
 from tests.e2e.conftest import (
     API_TOKEN,
     RestClient,

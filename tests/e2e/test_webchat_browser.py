@@ -26,8 +26,8 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
 from selenium.webdriver.remote.webelement import WebElement
 
-from bot.conduct import conduct_problems
-from bot.stack import ROOT
+from bot.domain.conduct import conduct_problems
+from bot.tools.stack import ROOT
 from tests.e2e.browser import RESULTS, chromium, eventually
 from tests.e2e.conftest import staff_reply
 

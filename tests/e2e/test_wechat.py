@@ -22,8 +22,8 @@ from typing import Any
 import aiohttp
 import pytest
 
-from bot.conduct import conduct_problems
-from bot.stack import ROOT
+from bot.domain.conduct import conduct_problems
+from bot.tools.stack import ROOT
 from tests.e2e.conftest import handoff_cases, query, staff_reply, tracker_of
 from tests.e2e.conversations import CONVERSATIONS_DIR, check_turn, load
 from tests.e2e.wechat_fake import (

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from bot.db.engine import Database
-from bot.db.seed import seed_demo
+from bot.store.engine import Database
+from bot.store.seed import seed_demo
 from tests.unit.test_db_models import BACKENDS, cheap_hashing, migrated_url
 
 

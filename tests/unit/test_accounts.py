@@ -8,10 +8,10 @@ from decimal import Decimal
 import pytest
 import sqlalchemy as sa
 
-from bot import audit
-from bot.accounts import AccountSummary, account_summaries, record_disclosure
-from bot.db.engine import Database
-from bot.db.models import Account, Debtor
+from bot.store import audit
+from bot.store.accounts import AccountSummary, account_summaries, record_disclosure
+from bot.store.engine import Database
+from bot.store.models import Account, Debtor
 
 D = Decimal
 #: mobile -> (product, outstanding, overdue principal, interest, fees, overdue total,

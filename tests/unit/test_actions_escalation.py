@@ -2,7 +2,7 @@
 
 The clock of `actions.escalation` is fixed by the `clock` fixture (its `datetime` is
 replaced by a subclass whose `now` returns a chosen instant), so that whether staff
-are at work is deterministic; `bot.handoff.next_staff_opening` itself runs for real.
+are at work is deterministic; `bot.store.handoff.next_staff_opening` itself runs for real.
 """
 
 from __future__ import annotations
@@ -47,13 +47,13 @@ from actions.escalation import (
     ActionSupportDistress,
     ActionWatchHeldConversation,
 )
-from bot import policy as policy_module
-from bot.db.engine import Database
-from bot.db.migrate import upgrade
-from bot.db.models import StaffMember
-from bot.db.seed import seed_demo
-from bot.handoff import close_case
-from bot.identity import verify_identity
+from bot.domain import policy as policy_module
+from bot.store.engine import Database
+from bot.store.handoff import close_case
+from bot.store.identity import verify_identity
+from bot.store.migrate import upgrade
+from bot.store.models import StaffMember
+from bot.store.seed import seed_demo
 
 SENDER = "conversation-escalation"
 BEIJING = ZoneInfo("Asia/Shanghai")

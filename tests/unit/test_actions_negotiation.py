@@ -37,11 +37,11 @@ from actions.negotiation import (
     choose,
     start_circumstances,
 )
-from bot import policy as policy_module
-from bot.db.migrate import upgrade
-from bot.db.seed import seed_demo
-from bot.identity import verify_identity
-from bot.policy import DEFAULT_POLICY_PATH
+from bot.domain import policy as policy_module
+from bot.domain.policy import DEFAULT_POLICY_PATH
+from bot.store.identity import verify_identity
+from bot.store.migrate import upgrade
+from bot.store.seed import seed_demo
 
 SENDER = "conversation-negotiation"
 DOMAIN: dict[str, Any] = {

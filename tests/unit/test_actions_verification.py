@@ -28,8 +28,8 @@ from actions.verification import (
     mobile_from,
     name_from,
 )
-from bot.db.migrate import upgrade
-from bot.db.seed import seed_demo
+from bot.store.migrate import upgrade
+from bot.store.seed import seed_demo
 
 DOMAIN: dict[str, Any] = {
     "forms": {"verification_form": {"required_slots": ["debtor_name", "id_last4", "phone"]}},

@@ -19,10 +19,10 @@ import pytest
 import sqlalchemy as sa
 from aio_pika.abc import AbstractIncomingMessage, AbstractQueue
 
-from bot import audit
-from bot.audit_relay import AuditRelay, PassResult, main
-from bot.db.engine import REPO_ROOT, Database
-from bot.db.models import AuditLog, AuditPublication
+from bot.store import audit
+from bot.store.audit_relay import AuditRelay, PassResult, main
+from bot.store.engine import REPO_ROOT, Database
+from bot.store.models import AuditLog, AuditPublication
 from tests.unit.test_db_models import BACKENDS, T0, migrated_url
 
 RABBITMQ_URL = os.environ.get("TEST_RABBITMQ_URL", "amqp://guest:guest@127.0.0.1:5672/")
@@ -287,7 +287,7 @@ async def test_a_failure_mid_batch_records_only_the_confirmed_entries(
     db: Database, broker: Broker, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     entries = await record_some(db)
-    import bot.audit_relay as relay_module
+    import bot.store.audit_relay as relay_module
 
     real = relay_module.to_message
 
@@ -363,7 +363,7 @@ async def _relay_process(
     return await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
-        "bot.audit_relay",
+        "bot.store.audit_relay",
         *arguments,
         cwd=REPO_ROOT,
         env=environment,

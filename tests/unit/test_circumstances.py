@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from bot.circumstances import (
+from bot.domain.circumstances import (
     AVAILABLE_FUNDS,
     EXPENSES,
     HARDSHIP_MONTHS,
@@ -23,9 +23,9 @@ from bot.circumstances import (
     hardship_from,
     implausible,
 )
-from bot.negotiation import Circumstances
-from bot.nlu.quantities import QuantityParser
-from bot.policy import load_policy
+from bot.domain.negotiation import Circumstances
+from bot.domain.policy import load_policy
+from bot.rasa_ext.nlu.quantities import QuantityParser
 
 TODAY = date(2026, 11, 28)
 POLICY = load_policy()

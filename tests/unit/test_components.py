@@ -6,7 +6,7 @@ from rasa.shared.nlu.constants import ENTITIES, TEXT
 from rasa.shared.nlu.training_data.message import Message
 from rasa.shared.nlu.training_data.training_data import TrainingData
 
-from bot.nlu.components import (
+from bot.rasa_ext.nlu.components import (
     ChineseTextNormalizer,
     ContentlessMessageFallback,
     QuantityExtractor,

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from bot.conduct import conduct_problems
+from bot.domain.conduct import conduct_problems
 
 ROOT = Path(__file__).resolve().parents[2]
 RESPONSE_FILES = [ROOT / "domain.yml", *sorted((ROOT / "data").rglob("*.yml"))]

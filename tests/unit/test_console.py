@@ -29,11 +29,11 @@ import sqlalchemy as sa
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
-from bot import audit, handoff, staff
 from bot.console import __main__ as cli
 from bot.console.app import CONSOLE, create_app
-from bot.db.engine import REPO_ROOT, Database
-from bot.db.models import CollectionsReferral, HandoffCase, StaffMember
+from bot.store import audit, handoff, staff
+from bot.store.engine import REPO_ROOT, Database
+from bot.store.models import CollectionsReferral, HandoffCase, StaffMember
 from tests.unit.test_staff import cheap_argon2
 from tests.unit.test_transcript import bot_event, make_tracker_db, user_event
 
@@ -980,7 +980,7 @@ def _run(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[st
 def test_cli_user_add_creates_a_staff_member(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'bank.db'}"
     env = {"DATABASE_URL": url, "CONSOLE_USER_PASSWORD": PASSWORD}
-    assert _run(["bot.db", "upgrade"], env).returncode == 0
+    assert _run(["bot.store", "upgrade"], env).returncode == 0
     added = _run(
         ["bot.console", "user", "add", "li.na", "--name", "李娜", "--role", "supervisor"], env
     )

@@ -7,8 +7,8 @@ import copy
 import pytest
 import yaml
 
-from bot.critical import CriticalMessages
-from bot.policy import DEFAULT_POLICY_PATH, PolicyError, load_policy, parse_policy
+from bot.domain.critical import CriticalMessages
+from bot.domain.policy import DEFAULT_POLICY_PATH, PolicyError, load_policy, parse_policy
 
 
 @pytest.fixture(scope="module")

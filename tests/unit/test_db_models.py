@@ -22,11 +22,11 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy.engine import make_url
 
-from bot import audit, identity
-from bot.db import engine as engine_module
-from bot.db.engine import Database, _server_settings, async_url, database_url, sync_url
-from bot.db.migrate import downgrade, upgrade
-from bot.db.models import (
+from bot.store import audit, identity
+from bot.store import engine as engine_module
+from bot.store.engine import Database, _server_settings, async_url, database_url, sync_url
+from bot.store.migrate import downgrade, upgrade
+from bot.store.models import (
     Account,
     AppendOnlyError,
     AuditLog,
@@ -64,7 +64,7 @@ def _libpq_url(url: str) -> str:
 
 @contextmanager
 def migrated_url(backend: str, tmp_path: Path) -> Iterator[str]:
-    """URL of an empty database migrated by `bot.db.migrate.upgrade`, removed afterwards."""
+    """URL of an empty database migrated by `bot.store.migrate.upgrade`, removed afterwards."""
     if backend == "sqlite":
         url = f"sqlite:///{tmp_path / f'bank-{uuid.uuid4().hex[:8]}.db'}"
         upgrade(url)

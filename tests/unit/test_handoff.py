@@ -1,4 +1,4 @@
-"""Handoff cases and collections referrals (`bot.handoff`), on SQLite and PostgreSQL."""
+"""Handoff cases and collections referrals (`bot.store.handoff`), on SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
@@ -14,10 +14,10 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot import audit
-from bot.db.engine import Database
-from bot.db.models import Account, Agreement, CollectionsReferral, Debtor, HandoffCase, StaffMember
-from bot.handoff import (
+from bot.domain.policy import DEFAULT_POLICY_PATH, StaffHours, load_policy
+from bot.store import audit
+from bot.store.engine import Database
+from bot.store.handoff import (
     CaseError,
     OpenedCase,
     acknowledge_referral,
@@ -33,7 +33,14 @@ from bot.handoff import (
     referrals,
     should_refer_when_negotiator_declined,
 )
-from bot.policy import DEFAULT_POLICY_PATH, StaffHours, load_policy
+from bot.store.models import (
+    Account,
+    Agreement,
+    CollectionsReferral,
+    Debtor,
+    HandoffCase,
+    StaffMember,
+)
 
 ESCALATION = load_policy(DEFAULT_POLICY_PATH).escalation
 BEIJING = ZoneInfo("Asia/Shanghai")

@@ -11,10 +11,9 @@ import sqlalchemy as sa
 from hypothesis import given
 from hypothesis import strategies as st
 
-from bot import audit, identity
-from bot.db.engine import Database
-from bot.db.models import Debtor, VerificationAttempt, VerificationLock
-from bot.identity import (
+from bot.store import audit, identity
+from bot.store.engine import Database
+from bot.store.identity import (
     LOCK_MINUTES,
     MAX_FAILED_ATTEMPTS,
     VerificationResult,
@@ -31,6 +30,7 @@ from bot.identity import (
     normalize_national_id,
     verify_identity,
 )
+from bot.store.models import Debtor, VerificationAttempt, VerificationLock
 from tests.unit.test_db_models import T0
 
 ZHANG = ("张伟", "1234", "13800138000")

@@ -17,7 +17,7 @@ import redis
 from rasa.core.lock_store import RedisLockStore
 from rasa.utils.endpoints import EndpointConfig
 
-from bot.lock_store import AtomicRedisLockStore
+from bot.rasa_ext.lock_store import AtomicRedisLockStore
 
 REDIS_HOST = os.environ.get("TEST_REDIS_HOST", "127.0.0.1")
 DB = 1
@@ -116,7 +116,7 @@ def test_one_holder_at_a_time_across_replicas(prefix: str) -> None:
 def test_it_is_configured_like_rasas_redis_lock_store(prefix: str) -> None:
     config = EndpointConfig(
         url=REDIS_HOST,
-        type="bot.lock_store.AtomicRedisLockStore",
+        type="bot.rasa_ext.lock_store.AtomicRedisLockStore",
         port=6379,
         db=DB,
         key_prefix=prefix,

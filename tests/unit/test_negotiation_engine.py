@@ -12,8 +12,7 @@ import pytest
 from hypothesis import assume, example, given, settings
 from hypothesis import strategies as st
 
-from bot.db.seed import DEMO_DEBTORS
-from bot.negotiation import (
+from bot.domain.negotiation import (
     LOANS,
     AccountPosition,
     Assessment,
@@ -29,7 +28,8 @@ from bot.negotiation import (
     counter_offer,
     split_evenly,
 )
-from bot.policy import DEFAULT_POLICY_PATH, LEGAL_MAX_MONTHS, PRODUCTS, Policy, load_policy
+from bot.domain.policy import DEFAULT_POLICY_PATH, LEGAL_MAX_MONTHS, PRODUCTS, Policy, load_policy
+from bot.store.seed import DEMO_DEBTORS
 
 D = Decimal
 CENT = D("0.01")

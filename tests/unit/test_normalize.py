@@ -1,7 +1,7 @@
 from hypothesis import given
 from hypothesis import strategies as st
 
-from bot.nlu.normalize import normalize_text
+from bot.domain.normalize import normalize_text
 
 
 def test_traditional_becomes_simplified() -> None:

@@ -14,8 +14,8 @@ from typing import Any
 import pytest
 import yaml
 
-from bot.negotiation import AccountPosition, Assessment, Circumstances, assess
-from bot.policy import (
+from bot.domain.negotiation import AccountPosition, Assessment, Circumstances, assess
+from bot.domain.policy import (
     DEFAULT_POLICY_PATH,
     PLANS,
     PolicyError,
@@ -28,7 +28,7 @@ from bot.policy import (
 D = Decimal
 BUNDLED_TEXT = DEFAULT_POLICY_PATH.read_text(encoding="utf-8")
 TODAY = date(2026, 11, 28)
-#: 张伟's credit card (bot/db/seed.py): 20000.00 + 2860.00 interest + 700.00 fees, 45 days late.
+#: 张伟's credit card (bot/store/seed.py): 20000.00 + 2860.00 interest + 700.00 fees, 45 days late.
 ZHANG_WEI = AccountPosition(1, "credit_card", D("20000.00"), D("2860.00"), D("700.00"), 45)
 #: 李娜's arrears (6400.00 + 192.00 fees, 62 days late) on a mortgage instead of her loan.
 MORTGAGE = AccountPosition(
@@ -441,7 +441,7 @@ def test_an_empty_environment_variable_means_the_bundled_file(
     assert load_policy() == load_policy(DEFAULT_POLICY_PATH)
 
 
-# --- python -m bot.policy check -------------------------------------------------------------
+# --- python -m bot.domain.policy check ------------------------------------------------
 
 
 def test_check_accepts_the_bundled_file(capsys: pytest.CaptureFixture[str]) -> None:
@@ -497,10 +497,10 @@ def test_check_needs_a_command(capsys: pytest.CaptureFixture[str]) -> None:
 
 
 def test_the_module_runs_from_the_command_line(tmp_path: Path) -> None:
-    """`python -m bot.policy check <file>` exits 0 for a good file and 1 for a bad one."""
+    """`python -m bot.domain.policy check <file>` exits 0 for a good file and 1 for a bad one."""
     root = Path(__file__).resolve().parents[2]
     good = subprocess.run(
-        [sys.executable, "-m", "bot.policy", "check", str(DEFAULT_POLICY_PATH)],
+        [sys.executable, "-m", "bot.domain.policy", "check", str(DEFAULT_POLICY_PATH)],
         cwd=root,
         capture_output=True,
         text=True,
@@ -509,7 +509,7 @@ def test_the_module_runs_from_the_command_line(tmp_path: Path) -> None:
     assert (good.returncode, good.stdout) == (0, "ok: 5 plans, at most 3 offers\n")
     bad_path = write(tmp_path / "bad.yml", {"version": 1})
     bad = subprocess.run(
-        [sys.executable, "-m", "bot.policy", "check", str(bad_path)],
+        [sys.executable, "-m", "bot.domain.policy", "check", str(bad_path)],
         cwd=root,
         capture_output=True,
         text=True,

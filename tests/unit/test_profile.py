@@ -5,10 +5,10 @@ from __future__ import annotations
 import pytest
 from socketio import AsyncRedisManager
 
-from bot.channels.socketio import SignedSessionSocketIO, session_ids
 from bot.console.__main__ import BAD_INPUT
 from bot.console.__main__ import main as console_main
 from bot.profile import MissingSharedSetting, require_shared, scale_profile
+from bot.rasa_ext.channels.socketio import SignedSessionSocketIO, session_ids
 
 
 def test_the_default_profile_is_embedded(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
-from bot.nlu.quantities import QuantityParser, as_entities
-from bot.promises import promise_parts
+from bot.domain.promises import promise_parts
+from bot.rasa_ext.nlu.quantities import QuantityParser, as_entities
 
 TODAY = date(2026, 12, 3)  # a Thursday
 PARSER = QuantityParser("data/nlu/jieba")

@@ -5,7 +5,7 @@ from decimal import Decimal
 
 import pytest
 
-from bot.nlu.quantities import (
+from bot.rasa_ext.nlu.quantities import (
     QuantityParser,
     as_entities,
     parse_amount,

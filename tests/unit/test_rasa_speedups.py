@@ -6,8 +6,8 @@ import pytest
 from jsonschema import ValidationError
 from rasa.core.actions.action import RemoteAction
 
-import bot.tracker_store  # noqa: F401  (the Rasa server applies the speed-ups through it)
-from bot import rasa_speedups
+import bot.rasa_ext.tracker_store  # noqa: F401  (the Rasa server applies the speed-ups through it)
+from bot.rasa_ext import speedups as rasa_speedups
 
 VALID = {
     "events": [{"event": "slot", "name": "verified", "value": True}],

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from bot.requests import request_in
+from bot.domain.requests import request_in
 
 
 @pytest.mark.parametrize(

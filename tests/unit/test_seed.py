@@ -11,10 +11,16 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from bot.db.__main__ import main
-from bot.db.engine import Database
-from bot.db.models import PRODUCTS, Account, Debtor
-from bot.db.seed import (
+from bot.store.__main__ import main
+from bot.store.engine import Database
+from bot.store.identity import (
+    is_valid_national_id,
+    national_id_matches,
+    normalize_mobile,
+    normalize_name,
+)
+from bot.store.models import PRODUCTS, Account, Debtor
+from bot.store.seed import (
     DEMO_DEBTORS,
     DEMO_MOBILES,
     MAX_DAYS_PAST_DUE,
@@ -22,12 +28,6 @@ from bot.db.seed import (
     seed_demo,
     seed_synthetic,
     synthetic_debtors,
-)
-from bot.identity import (
-    is_valid_national_id,
-    national_id_matches,
-    normalize_mobile,
-    normalize_name,
 )
 from tests.unit.test_db_models import BACKENDS, cheap_hashing, migrated_url, table_text
 

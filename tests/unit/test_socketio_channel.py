@@ -7,7 +7,12 @@ from typing import Any
 import pytest
 from rasa.core.channels.channel import UserMessage
 
-from bot.channels.socketio import SessionIds, SignedSessionSocketIO, WebChatOutput, session_ids
+from bot.rasa_ext.channels.socketio import (
+    SessionIds,
+    SignedSessionSocketIO,
+    WebChatOutput,
+    session_ids,
+)
 
 KEY = "k" * 32
 

@@ -13,9 +13,9 @@ import pytest
 import sqlalchemy as sa
 from argon2 import PasswordHasher
 
-from bot import audit, staff
-from bot.db.engine import Database
-from bot.db.models import SignInFailure, StaffMember, utcnow
+from bot.store import audit, staff
+from bot.store.engine import Database
+from bot.store.models import SignInFailure, StaffMember, utcnow
 from tests.unit.test_db_models import table_text
 
 PASSWORD = "correct horse battery"

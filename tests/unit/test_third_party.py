@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from bot.third_party import speaks_for_another
+from bot.domain.third_party import speaks_for_another
 
 
 @pytest.mark.parametrize(

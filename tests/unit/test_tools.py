@@ -4,9 +4,9 @@ import json
 import math
 from pathlib import Path
 
-from bot.bench import Result, percentile, report
-from bot.nlu_report import evaluation_of, held_out_texts, weakest
-from bot.nlu_report import main as nlu_report_main
+from bot.tools.bench import Result, percentile, report
+from bot.tools.nlu_report import evaluation_of, held_out_texts, weakest
+from bot.tools.nlu_report import main as nlu_report_main
 from tests.e2e.conversations import Turn, check_turn
 
 

@@ -25,7 +25,7 @@ from rasa.shared.core.events import (
 )
 from rasa.shared.core.trackers import DialogueStateTracker
 
-from bot.tracker_store import STORED_EVENTS, WindowedSQLTrackerStore
+from bot.rasa_ext.tracker_store import STORED_EVENTS, WindowedSQLTrackerStore
 
 DOMAIN = Domain.from_yaml(
     """

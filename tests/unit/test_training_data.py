@@ -8,8 +8,8 @@ import yaml
 from rasa.shared.nlu.training_data.loading import load_data
 from rasa.shared.nlu.training_data.training_data import TrainingData
 
-from bot.nlu.normalize import normalize_text
-from bot.nlu_report import CRITICAL_INTENTS
+from bot.domain.normalize import normalize_text
+from bot.tools.nlu_report import CRITICAL_INTENTS
 
 ROOT = Path(__file__).resolve().parents[2]
 CONTRACT_INTENTS = {

@@ -14,7 +14,7 @@ import psycopg2
 import pytest
 from sqlalchemy.engine import make_url
 
-from bot import transcript
+from bot.store import transcript
 from tests.unit.test_db_models import POSTGRES_URL
 
 T0 = datetime(2025, 6, 1, 2, 30, tzinfo=timezone.utc).timestamp()

@@ -25,7 +25,7 @@ import pytest
 from rasa.core.channels.channel import register
 from sanic import Sanic
 
-from bot.channels.webchat import PUBLIC, WebChatPage, resolve
+from bot.rasa_ext.channels.webchat import PUBLIC, WebChatPage, resolve
 
 SECRET = "top secret, outside the served folder"
 

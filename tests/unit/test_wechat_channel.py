@@ -26,16 +26,16 @@ import pytest
 from rasa.core.channels.channel import UserMessage
 from sanic import Sanic
 
-from bot.channels.wechat import (
+from bot.rasa_ext.channels.wechat import (
     WeChatConfig,
     WeChatEndpoint,
     WeChatInput,
     openid_of,
     sender_id,
 )
-from bot.channels.wechat_api import WeChatApi
-from bot.channels.wechat_store import SharedStore, SharedStoreUnavailable
-from bot.channels.wechat_text import (
+from bot.rasa_ext.channels.wechat_api import WeChatApi
+from bot.rasa_ext.channels.wechat_store import SharedStore, SharedStoreUnavailable
+from bot.rasa_ext.channels.wechat_text import (
     MAX_TEXT_BYTES,
     choose,
     parse_choice,
@@ -595,7 +595,7 @@ async def test_scale_profile_without_redis_answers_503_and_runs_no_turn(
     monkeypatch.setenv("BOT_PROFILE", "scale")
     wechat = await start(redis_url=UNREACHABLE)
     assert wechat.channel.store.scale
-    with caplog.at_level(logging.ERROR, logger="bot.channels.wechat_store"):
+    with caplog.at_level(logging.ERROR, logger="bot.rasa_ext.channels.wechat_store"):
         for message in (text_message(new_openid(), "你好"), event(new_openid(), "subscribe")):
             reply = await wechat.client.push(message)
             assert reply.status == 503
@@ -651,7 +651,7 @@ async def test_scale_profile_buttons_unavailable_count_as_none(
 
     monkeypatch.setattr(store, "get", get)
     monkeypatch.setattr(store, "set", set_)
-    with caplog.at_level(logging.WARNING, logger="bot.channels.wechat"):
+    with caplog.at_level(logging.WARNING, logger="bot.rasa_ext.channels.wechat"):
         reply = await wechat.client.push(text_message(openid, "2"))
     # The turn ran with the number as it is, and its answer was delivered.
     assert wechat.rasa.texts == ["方案", "2"]
@@ -660,7 +660,7 @@ async def test_scale_profile_buttons_unavailable_count_as_none(
 
 
 def test_without_the_response_in_the_domain_there_is_no_answer(tmp_path: Path) -> None:
-    from bot.channels.wechat import load_response_text
+    from bot.rasa_ext.channels.wechat import load_response_text
 
     path = tmp_path / "domain.yml"
     path.write_text('version: "3.1"\nresponses: {}\n', encoding="utf-8")

@@ -18,7 +18,7 @@ import pytest
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
-from bot.channels.wechat_store import SharedStore, SharedStoreUnavailable
+from bot.rasa_ext.channels.wechat_store import SharedStore, SharedStoreUnavailable
 
 REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 UNREACHABLE = "redis://127.0.0.1:1/0"
@@ -54,7 +54,7 @@ async def test_scale_profile_without_redis_raises(
     monkeypatch.setenv("BOT_PROFILE", "scale")
     store = SharedStore(UNREACHABLE)
     assert store.scale
-    with caplog.at_level(logging.DEBUG, logger="bot.channels.wechat_store"):
+    with caplog.at_level(logging.DEBUG, logger="bot.rasa_ext.channels.wechat_store"):
         for call in (
             store.set("k", "v", 60, only_new=True),
             store.get("k"),
@@ -84,7 +84,7 @@ async def test_scale_profile_uses_redis_again_at_the_next_call(
     with pytest.raises(SharedStoreUnavailable):
         await store.set(key, "pending", 60, only_new=True)
     store.url = REDIS_URL  # Redis is back: no waiting for `retry_after` in this profile.
-    with caplog.at_level(logging.INFO, logger="bot.channels.wechat_store"):
+    with caplog.at_level(logging.INFO, logger="bot.rasa_ext.channels.wechat_store"):
         assert await store.set(key, "pending", 60, only_new=True)
         assert not await store.set(key, "again", 60, only_new=True)
     assert store.uses_redis
@@ -99,7 +99,7 @@ async def test_default_profile_without_redis_falls_back_to_memory(
     monkeypatch.delenv("BOT_PROFILE", raising=False)
     store = SharedStore(UNREACHABLE)
     assert not store.scale
-    with caplog.at_level(logging.WARNING, logger="bot.channels.wechat_store"):
+    with caplog.at_level(logging.WARNING, logger="bot.rasa_ext.channels.wechat_store"):
         assert await store.set("k", "v", 60, only_new=True)
         assert not await store.set("k", "w", 60, only_new=True)
         assert await store.get("k") == "v"
@@ -120,7 +120,7 @@ async def test_default_profile_tries_redis_again_after_the_interval(
     monkeypatch.delenv("BOT_PROFILE", raising=False)
     during, after = f"{prefix}:during", f"{prefix}:after"
     store = SharedStore(UNREACHABLE, retry_after=0.5)
-    with caplog.at_level(logging.INFO, logger="bot.channels.wechat_store"):
+    with caplog.at_level(logging.INFO, logger="bot.rasa_ext.channels.wechat_store"):
         assert await store.set(during, "memory", 60)
         assert not store.uses_redis
         store.url = REDIS_URL  # Redis comes back ...

@@ -21,8 +21,8 @@ import pytest
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
-from bot.channels.wechat_api import TOKEN_MARGIN, WeChatApi
-from bot.channels.wechat_store import MemoryStore, SharedStore, SharedStoreUnavailable
+from bot.rasa_ext.channels.wechat_api import TOKEN_MARGIN, WeChatApi
+from bot.rasa_ext.channels.wechat_store import MemoryStore, SharedStore, SharedStoreUnavailable
 from tests.e2e.wechat_fake import APP_SECRET, FakeWeChatApi
 
 REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/0")

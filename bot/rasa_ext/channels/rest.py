@@ -1,0 +1,124 @@
+"""Rasa's REST channel, with a clear 400 answer for malformed requests.
+
+Rasa's own `RestInput` turns a non-string `message` into an exception that it
+logs and answers with an empty list, so the caller cannot tell a silent bot
+from a broken request. This channel keeps the same URL
+(`/webhooks/rest/webhook`) and response format, and rejects a request whose
+`sender` or `message` has the wrong type or size with HTTP 400 and a JSON
+error naming the field.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from rasa.core.channels.channel import UserMessage
+from rasa.core.channels.rest import RestInput
+from sanic import Blueprint, response
+from sanic.exceptions import SanicException
+from sanic.request import Request
+from sanic.response import HTTPResponse
+
+from bot.rasa_ext.channels.socketio import session_ids
+
+MAX_SENDER_LENGTH = 128
+#: Far above any real chat message; the NLU pipeline reads at most 500 characters.
+MAX_MESSAGE_LENGTH = 20_000
+
+
+class InvalidRequest(SanicException):
+    """A request the channel cannot turn into a user message."""
+
+    status_code = 400
+    quiet = True
+
+
+def _json_body(request: Request) -> dict[str, Any]:
+    try:
+        body = request.json
+    except SanicException as error:
+        raise InvalidRequest("the body must be a JSON object") from error
+    if not isinstance(body, dict):
+        raise InvalidRequest("the body must be a JSON object")
+    return body
+
+
+#: Conversation ids the other channels issue: REST may not write into them, or
+#: anyone could take over a WeChat or web chat conversation.
+OTHER_CHANNELS_IDS = re.compile(r"wechat:.*|[0-9a-f]{32}\.[0-9a-f]{32}", re.DOTALL)
+
+
+def _checked_sender(sender: object, *, web_chat_session: bool = False) -> str:
+    """A valid REST sender; with `web_chat_session`, a validly signed web chat id too."""
+    if not isinstance(sender, str) or not sender.strip():
+        raise InvalidRequest("'sender' must be a non-empty string")
+    if len(sender) > MAX_SENDER_LENGTH:
+        raise InvalidRequest(f"'sender' must be at most {MAX_SENDER_LENGTH} characters")
+    if web_chat_session and session_ids().valid(sender):
+        # The signed id is the web chat page's own secret: it may read its staff replies.
+        return sender
+    if OTHER_CHANNELS_IDS.fullmatch(sender):
+        raise InvalidRequest("'sender' is a conversation id of another channel")
+    return sender
+
+
+class CheckedRestInput(RestInput):
+    """`rest` channel that validates `sender` and `message` before Rasa sees them."""
+
+    @classmethod
+    def name(cls) -> str:
+        return "rest"
+
+    def blueprint(self, on_new_message: Callable[[UserMessage], Awaitable[None]]) -> Blueprint:
+        """Rasa's REST routes, plus `GET /webhooks/rest/staff_messages`.
+
+        While a negotiator holds the conversation, their replies cannot travel
+        in the answer to a REST request; a REST client polls for them with
+        `?sender=<id>&after=<timestamp of the last one it has>`. Only staff
+        messages are returned: the assistant's own replies were already in the
+        answers to the client's requests. The web chat page asks too, with its
+        signed session id, for staff replies it missed while disconnected; ids
+        of WeChat conversations are refused.
+        """
+        webhook = super().blueprint(on_new_message)
+
+        @webhook.route("/staff_messages", methods=["GET"])
+        async def staff_messages(request: Request) -> HTTPResponse:
+            sender = _checked_sender(request.args.get("sender", ""), web_chat_session=True)
+            try:
+                after = float(request.args.get("after", "0"))
+            except ValueError:
+                raise InvalidRequest("'after' must be a timestamp in seconds") from None
+            if not math.isfinite(after):
+                raise InvalidRequest("'after' must be a timestamp in seconds")
+            tracker = await request.app.ctx.agent.tracker_store.retrieve(sender)
+            messages = []
+            for event in tracker.events if tracker else []:
+                metadata = getattr(event, "metadata", None) or {}
+                if event.type_name == "bot" and "staff" in metadata and event.timestamp > after:
+                    messages.append(
+                        {
+                            "text": event.text,
+                            "staff": metadata["staff"],
+                            "timestamp": event.timestamp,
+                        }
+                    )
+            return response.json(messages)
+
+        return webhook
+
+    async def _extract_sender(self, req: Request) -> str:
+        return _checked_sender(_json_body(req).get("sender"))
+
+    def _extract_message(self, req: Request) -> str:
+        message = _json_body(req).get("message", "")
+        if message is None:
+            message = ""
+        if not isinstance(message, str):
+            raise InvalidRequest("'message' must be a string")
+        if len(message) > MAX_MESSAGE_LENGTH:
+            raise InvalidRequest(f"'message' must be at most {MAX_MESSAGE_LENGTH} characters")
+        return message

@@ -1,0 +1,524 @@
+"""Tables of the bank data: debtors, their accounts, verification and the audit log.
+
+Written for SQLAlchemy 1.4 in the 2.0 style: declarative classes with `Column`,
+queried with `select()`. Times are timezone-aware UTC on every database; money
+is `Decimal`, never float.
+"""
+
+from __future__ import annotations
+
+import decimal
+from datetime import date, datetime, timezone
+from decimal import Decimal
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy import event
+from sqlalchemy.engine import Dialect
+from sqlalchemy.orm import declarative_base, relationship
+
+#: Constraint and index names, so that the models and the migrations agree.
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s",
+}
+Base: Any = declarative_base(metadata=sa.MetaData(naming_convention=NAMING_CONVENTION))
+
+#: Products an account can be, as stored in `accounts.product`.
+PRODUCTS = ("credit_card", "consumer_loan", "mortgage", "car_loan")
+#: Money columns: up to 999,999,999,999.99.
+MONEY_PRECISION, MONEY_SCALE = 14, 2
+CENT = Decimal("0.01")
+
+
+def utcnow() -> datetime:
+    """The current time, timezone-aware UTC."""
+    return datetime.now(timezone.utc)
+
+
+class UTCDateTime(sa.types.TypeDecorator):
+    """A timezone-aware UTC timestamp; naive datetimes are refused.
+
+    PostgreSQL stores `timestamptz`. SQLite has no time zones: values are stored
+    as UTC and come back marked as UTC.
+    """
+
+    impl = sa.DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if not isinstance(value, datetime):
+            raise TypeError(f"expected a datetime, got {type(value).__name__}")
+        if value.tzinfo is None or value.utcoffset() is None:
+            raise ValueError("naive datetime: pass a timezone-aware (UTC) datetime")
+        value = value.astimezone(timezone.utc)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=timezone.utc)
+        return value.astimezone(timezone.utc)
+
+
+class _SQLiteDecimal(sa.Numeric):
+    """NUMERIC on SQLite without SQLAlchemy's detour through Python floats."""
+
+    def bind_processor(self, dialect: Dialect) -> None:
+        return None
+
+    def result_processor(self, dialect: Dialect, coltype: object) -> None:
+        return None
+
+
+class Money(sa.types.TypeDecorator):
+    """An amount with exactly two decimals, as `Decimal`; floats are refused."""
+
+    impl = sa.Numeric(MONEY_PRECISION, MONEY_SCALE, asdecimal=True)
+    cache_ok = True
+
+    def load_dialect_impl(self, dialect: Dialect) -> sa.types.TypeEngine:
+        if dialect.name == "sqlite":
+            return dialect.type_descriptor(_SQLiteDecimal(MONEY_PRECISION, MONEY_SCALE))
+        return dialect.type_descriptor(self.impl)
+
+    def process_bind_param(self, value: Any, dialect: Dialect) -> Any:
+        if value is None:
+            return None
+        amount = to_money(value)
+        # SQLite gets the exact text; its NUMERIC affinity stores it as a number.
+        return str(amount) if dialect.name == "sqlite" else amount
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> Decimal | None:
+        if value is None:
+            return None
+        if isinstance(value, float):
+            # SQLite hands back REAL; its shortest repr is the stored two-decimal text.
+            value = repr(value)
+        return Decimal(str(value)).quantize(CENT)
+
+
+def to_money(value: Decimal | int | str) -> Decimal:
+    """`value` as a two-decimal `Decimal`; floats and sub-cent amounts raise."""
+    if isinstance(value, (float, bool)):
+        raise TypeError("money must be Decimal, int or str, never float")
+    try:
+        amount = Decimal(value)
+    except (decimal.InvalidOperation, TypeError, ValueError) as error:
+        raise ValueError(f"not an amount: {value!r}") from error
+    if not amount.is_finite():
+        raise ValueError(f"not an amount: {value!r}")
+    quantized = amount.quantize(CENT)
+    if quantized != amount:
+        raise ValueError(f"amount has more than two decimals: {value!r}")
+    return quantized
+
+
+class Debtor(Base):
+    """A person with at least one overdue account."""
+
+    __tablename__ = "debtors"
+    __table_args__ = (
+        sa.CheckConstraint("length(national_id_last4) = 4", name="last4_length"),
+        sa.CheckConstraint("length(mobile) = 11", name="mobile_length"),
+    )
+
+    id: int = sa.Column(sa.Integer, primary_key=True)
+    full_name: str = sa.Column(sa.String(100), nullable=False, index=True)
+    #: `scrypt$<salt-hex>$<hash-hex>` of the full national ID; never the ID itself.
+    national_id_hash: str = sa.Column(sa.String(200), nullable=False)
+    national_id_last4: str = sa.Column(sa.String(4), nullable=False)
+    mobile: str = sa.Column(sa.String(11), nullable=False, unique=True)
+    created_at: datetime = sa.Column(UTCDateTime, nullable=False, default=utcnow)
+
+    accounts: list[Account] = relationship(
+        "Account", back_populates="debtor", order_by="Account.id", lazy="raise"
+    )
+
+
+class Account(Base):
+    """One overdue product of a debtor; all amounts in `currency`."""
+
+    __tablename__ = "accounts"
+    __table_args__ = (
+        sa.CheckConstraint(
+            "product IN ('credit_card', 'consumer_loan', 'mortgage', 'car_loan')",
+            name="product",
+        ),
+        sa.CheckConstraint(
+            "outstanding_principal >= 0 AND overdue_principal >= 0 AND interest >= 0"
+            " AND penalty_fees >= 0",
+            name="amounts",
+        ),
+        sa.CheckConstraint(
+            "missed_installments >= 0 AND days_past_due >= 0 AND broken_plans >= 0",
+            name="counts",
+        ),
+    )
+
+    id: int = sa.Column(sa.Integer, primary_key=True)
+    debtor_id: int = sa.Column(
+        sa.Integer, sa.ForeignKey("debtors.id", ondelete="CASCADE"), nullable=False, index=True
+    )
+    product: str = sa.Column(sa.String(20), nullable=False)
+    currency: str = sa.Column(sa.String(3), nullable=False, default="CNY", server_default="CNY")
+    #: The whole remaining principal; for a card, the overdue principal.
+    outstanding_principal: Decimal = sa.Column(Money, nullable=False)
+    overdue_principal: Decimal = sa.Column(Money, nullable=False)
+    interest: Decimal = sa.Column(Money, nullable=False)
+    penalty_fees: Decimal = sa.Column(Money, nullable=False)
+    missed_installments: int = sa.Column(sa.Integer, nullable=False, default=0, server_default="0")
+    installment_amount: Decimal | None = sa.Column(Money, nullable=True)
+    days_past_due: int = sa.Column(sa.Integer, nullable=False)
+    status: str = sa.Column(
+        sa.String(20), nullable=False, default="overdue", server_default="overdue"
+    )
+    collections_hold: bool = sa.Column(
+        sa.Boolean, nullable=False, default=False, server_default=sa.false()
+    )
+    broken_plans: int = sa.Column(sa.Integer, nullable=False, default=0, server_default="0")
+    created_at: datetime = sa.Column(UTCDateTime, nullable=False, default=utcnow)
+
+    debtor: Debtor = relationship("Debtor", back_populates="accounts", lazy="raise")
+
+
+class VerificationAttempt(Base):
+    """One identity check in a conversation, successful or not."""
+
+    __tablename__ = "verification_attempts"
+
+    id: int = sa.Column(sa.Integer, primary_key=True)
+    conversation_id: str = sa.Column(sa.String(255), nullable=False, index=True)
+    #: The debtor the details pointed at, if name or mobile matched one.
+    debtor_id: int | None = sa.Column(
+        sa.Integer, sa.ForeignKey("debtors.id", ondelete="SET NULL"), nullable=True, index=True
+    )
+    succeeded: bool = sa.Column(sa.Boolean, nullable=False)
+    created_at: datetime = sa.Column(UTCDateTime, nullable=False, default=utcnow, index=True)
+
+
+class VerificationLock(Base):
+    """Identity checks refused for a conversation (and a debtor) until `locked_until`."""
+
+    __tablename__ = "verification_locks"
+
+    id: int = sa.Column(sa.Integer, primary_key=True)
+    conversation_id: str = sa.Column(sa.String(255), nullable=False, index=True)
+    debtor_id: int | None = sa.Column(
+        sa.Integer, sa.ForeignKey("debtors.id", ondelete="SET NULL"), nullable=True, index=True
+    )
+    locked_until: datetime = sa.Column(UTCDateTime, nullable=False)
+    created_at: datetime = sa.Column(UTCDateTime, nullable=False, default=utcnow)
+
+
+class AuditLog(Base):
+    """Append-only record of what was done; the database refuses UPDATE and DELETE."""
+
+    __tablename__ = "audit_log"
+
+    id: int = sa.Column(sa.Integer, primary_key=True)
+    created_at: datetime = sa.Column(UTCDateTime, nullable=False, default=utcnow, index=True)
+    actor: str = sa.Column(sa.String(100), nullable=False)
+    action: str = sa.Column(sa.String(64), nullable=False, index=True)
+    conversation_id: str | None = sa.Column(sa.String(255), nullable=True, index=True)
+    # No foreign key: the log must outlive anything it mentions.
+    debtor_id: int | None = sa.Column(sa.Integer, nullable=True, index=True)
+    #: JSON text.
+    details: str = sa.Column(sa.Text, nullable=False, default="{}")
+
+
+class AuditPublication(Base):
+    """An audit entry `bot.store.audit_relay` published to the message broker (confirmed)."""
+
+    __tablename__ = "audit_publications"
+
+    #: No foreign key, like the log itself: it would make `TRUNCATE audit_log` fail with a
+    #: foreign-key error before the append-only trigger can refuse it.
+    audit_id: int = sa.Column(sa.Integer, primary_key=True, autoincrement=False)
+    published_at: datetime = sa.Column(UTCDateTime, nullable=False, default=utcnow)
+
+
+class AppendOnlyError(RuntimeError):
+    """Raised when code tries to change or remove an audit entry."""
+
+
+@event.listens_for(AuditLog, "before_update")
+def _refuse_update(mapper: Any, connection: Any, target: AuditLog) -> None:
+    raise AppendOnlyError("audit_log is append-only")
+
+
+@event.listens_for(AuditLog, "before_delete")
+def _refuse_delete(mapper: Any, connection: Any, target: AuditLog) -> None:
+    raise AppendOnlyError("audit_log is append-only")
+
+
+#: Plans an agreement can record, as stored in `agreements.plan`.
+PLANS = (
+    "personalized_installment",
+    "loan_extension",
+    "fee_waiver",
+    "lump_sum_settlement",
+    "promise_to_pay",
+)
+
+
+class Agreement(Base):
+    """A repayment plan or promise the debtor explicitly confirmed, with its terms."""
+
+    __tablename__ = "agreements"
+    __table_args__ = (
+        sa.CheckConstraint(
+            "plan IN ('personalized_installment', 'loan_extension', 'fee_waiver',"
+            " 'lump_sum_settlement', 'promise_to_pay')",
+            name="plan",
+        ),
+        sa.CheckConstraint(
+            "months >= 1 AND months <= 60 AND monthly_amount > 0 AND total_payable > 0"
+            " AND amount_waived >= 0",
+            name="terms",
+        ),
+        sa.CheckConstraint("first_due <= last_due", name="dates"),
+    )
+
+    id: int = sa.Column(sa.Integer, primary_key=True)
+    #: What the debtor is told and quotes back, e.g. `XS20261128-4F7A2C`.
+    reference: str = sa.Column(sa.String(32), nullable=False, unique=True)
+    #: The offer the debtor confirmed: a second confirmation of it records nothing more.
+    offer_id: str = sa.Column(sa.String(64), nullable=False, unique=True)
+    conversation_id: str = sa.Column(sa.String(255), nullable=False, index=True)
+    debtor_id: int = sa.Column(
+        sa.Integer, sa.ForeignKey("debtors.id", ondelete="RESTRICT"), nullable=False, index=True
+    )
+    account_id: int = sa.Column(
+        sa.Integer, sa.ForeignKey("accounts.id", ondelete="RESTRICT"), nullable=False, index=True
+    )
+    plan: str = sa.Column(sa.String(32), nullable=False)
+    currency: str = sa.Column(sa.String(3), nullable=False)
+    monthly_amount: Decimal = sa.Column(Money, nullable=False)
+    months: int = sa.Column(sa.Integer, nullable=False)
+    total_payable: Decimal = sa.Column(Money, nullable=False)
+    amount_waived: Decimal = sa.Column(Money, nullable=False)
+    first_due: date = sa.Column(sa.Date, nullable=False)
+    last_due: date = sa.Column(sa.Date, nullable=False)
+    #: JSON text: the offer as shown, the account figures and the circumstances.
+    terms: str = sa.Column(sa.Text, nullable=False)
+    status: str = sa.Column(
+        sa.String(20), nullable=False, default="active", server_default="active"
+    )
+    created_at: datetime = sa.Column(UTCDateTime, nullable=False, default=utcnow)
+
+    installments: list[AgreementInstallment] = relationship(
+        "AgreementInstallment", order_by="AgreementInstallment.number", lazy="raise"
+    )
+
+
+class AgreementInstallment(Base):
+    """One payment of an agreement's schedule."""
+
+    __tablename__ = "agreement_installments"
+    __table_args__ = (
+        sa.UniqueConstraint("agreement_id", "number", name="uq_agreement_installments_number"),
+        sa.CheckConstraint("number >= 1 AND amount > 0", name="installment"),
+    )
+
+    id: int = sa.Column(sa.Integer, primary_key=True)
+    agreement_id: int = sa.Column(
+        sa.Integer, sa.ForeignKey("agreements.id", ondelete="CASCADE"), nullable=False, index=True
+    )
+    number: int = sa.Column(sa.Integer, nullable=False)
+    due_date: date = sa.Column(sa.Date, nullable=False)
+    amount: Decimal = sa.Column(Money, nullable=False)
+
+
+class NegotiationProposal(Base):
+    """A case beyond the assistant's authority, prepared for a human negotiator."""
+
+    __tablename__ = "negotiation_proposals"
+
+    id: int = sa.Column(sa.Integer, primary_key=True)
+    reference: str = sa.Column(sa.String(32), nullable=False, unique=True)
+    conversation_id: str = sa.Column(sa.String(255), nullable=False, index=True)
+    debtor_id: int = sa.Column(
+        sa.Integer, sa.ForeignKey("debtors.id", ondelete="RESTRICT"), nullable=False, index=True
+    )
+    account_id: int = sa.Column(
+        sa.Integer, sa.ForeignKey("accounts.id", ondelete="RESTRICT"), nullable=False, index=True
+    )
+    reason: str = sa.Column(sa.String(64), nullable=False)
+    #: JSON text: account figures, circumstances, the draft plan and why it needs a person.
+    details: str = sa.Column(sa.Text, nullable=False)
+    status: str = sa.Column(
+        sa.String(20), nullable=False, default="pending", server_default="pending"
+    )
+    created_at: datetime = sa.Column(UTCDateTime, nullable=False, default=utcnow, index=True)
+
+
+#: Why a conversation went to a person, as stored in `handoff_cases.reason`.
+HANDOFF_REASONS = (
+    "distress",
+    "request_human",
+    "repeated_fallback",
+    "dispute",
+    "complaint",
+    "beyond_authority",
+    "offers_declined",
+    "verification_failed",
+)
+#: How staff closed a case, as stored in `handoff_cases.outcome`.
+HANDOFF_OUTCOMES = (
+    "plan_agreed",
+    "promise_to_pay",
+    "referred_to_collections",
+    "dispute_logged",
+    "no_contact",
+    "other",
+)
+HANDOFF_STATUSES = ("waiting", "claimed", "closed")
+STAFF_ROLES = ("negotiator", "supervisor")
+#: Why a debtor's account went to the collections department.
+REFERRAL_REASONS = ("refused_payment", "declined_negotiator", "staff_referral")
+
+
+def _in(column: str, values: tuple[str, ...]) -> str:
+    return f"{column} IN ({', '.join(repr(v) for v in values)})"
+
+
+class StaffMember(Base):
+    """A negotiator or supervisor who signs in to the console."""
+
+    __tablename__ = "staff_members"
+    __table_args__ = (sa.CheckConstraint(_in("role", STAFF_ROLES), name="role"),)
+
+    id: int = sa.Column(sa.Integer, primary_key=True)
+    username: str = sa.Column(sa.String(64), nullable=False, unique=True)
+    display_name: str = sa.Column(sa.String(100), nullable=False)
+    #: An argon2id hash (PHC string); never the password.
+    password_hash: str = sa.Column(sa.String(255), nullable=False)
+    role: str = sa.Column(sa.String(20), nullable=False)
+    active: bool = sa.Column(sa.Boolean, nullable=False, default=True, server_default=sa.true())
+    created_at: datetime = sa.Column(UTCDateTime, nullable=False, default=utcnow)
+
+
+class RevokedSession(Base):
+    """A console session signed out before its cookie expires; the cookie no longer works."""
+
+    __tablename__ = "staff_revoked_sessions"
+
+    session_id: str = sa.Column(sa.String(64), primary_key=True)
+    expires_at: datetime = sa.Column(UTCDateTime, nullable=False, index=True)
+
+
+class SignInFailure(Base):
+    """A failed console sign-in, counted per user name and per address to rate-limit."""
+
+    __tablename__ = "staff_sign_in_failures"
+
+    id: int = sa.Column(sa.Integer, primary_key=True)
+    #: `user:<name>` or `addr:<remote address>`.
+    key: str = sa.Column(sa.String(300), nullable=False, index=True)
+    created_at: datetime = sa.Column(UTCDateTime, nullable=False, default=utcnow, index=True)
+
+
+class HandoffCase(Base):
+    """A conversation handed to a human negotiator, from waiting to closed."""
+
+    __tablename__ = "handoff_cases"
+    __table_args__ = (
+        sa.CheckConstraint(_in("reason", HANDOFF_REASONS), name="reason"),
+        sa.CheckConstraint(_in("status", HANDOFF_STATUSES), name="status"),
+        sa.CheckConstraint(
+            f"outcome IS NULL OR {_in('outcome', HANDOFF_OUTCOMES)}", name="outcome"
+        ),
+        sa.CheckConstraint("priority >= 1 AND priority <= 9", name="priority"),
+        # At most one open case per conversation, on every database.
+        sa.Index(
+            "uq_handoff_cases_open_conversation",
+            "conversation_id",
+            unique=True,
+            sqlite_where=sa.text("status != 'closed'"),
+            postgresql_where=sa.text("status != 'closed'"),
+        ),
+        sa.Index("ix_handoff_cases_queue", "status", "priority", "created_at"),
+    )
+
+    id: int = sa.Column(sa.Integer, primary_key=True)
+    #: What the debtor and staff quote, e.g. `RG20261129-4F7A2C`.
+    reference: str = sa.Column(sa.String(32), nullable=False, unique=True)
+    conversation_id: str = sa.Column(sa.String(255), nullable=False, index=True)
+    #: The Rasa input channel the debtor writes on (`rest`, `socketio`, `wechat`).
+    channel: str = sa.Column(sa.String(64), nullable=False)
+    debtor_id: int | None = sa.Column(
+        sa.Integer, sa.ForeignKey("debtors.id", ondelete="RESTRICT"), nullable=True, index=True
+    )
+    account_id: int | None = sa.Column(
+        sa.Integer, sa.ForeignKey("accounts.id", ondelete="RESTRICT"), nullable=True
+    )
+    reason: str = sa.Column(sa.String(32), nullable=False)
+    #: For a complaint: what it is about (`collection_conduct`, `fees`, ...).
+    category: str | None = sa.Column(sa.String(32), nullable=True)
+    #: 1 is served first (distress).
+    priority: int = sa.Column(sa.Integer, nullable=False)
+    #: A dispute in this case put the account's collection on hold.
+    holds_collection: bool = sa.Column(
+        sa.Boolean, nullable=False, default=False, server_default=sa.false()
+    )
+    #: JSON text: account figures, circumstances, offers and answers, the proposal.
+    summary: str = sa.Column(sa.Text, nullable=False)
+    status: str = sa.Column(
+        sa.String(20), nullable=False, default="waiting", server_default="waiting"
+    )
+    staff_id: int | None = sa.Column(
+        sa.Integer, sa.ForeignKey("staff_members.id", ondelete="RESTRICT"), nullable=True
+    )
+    outcome: str | None = sa.Column(sa.String(32), nullable=True)
+    note: str | None = sa.Column(sa.Text, nullable=True)
+    created_at: datetime = sa.Column(UTCDateTime, nullable=False, default=utcnow)
+    claimed_at: datetime | None = sa.Column(UTCDateTime, nullable=True)
+    closed_at: datetime | None = sa.Column(UTCDateTime, nullable=True)
+    #: When the assistant answered the conversation again after the case closed.
+    resumed_at: datetime | None = sa.Column(UTCDateTime, nullable=True)
+
+
+class CollectionsReferral(Base):
+    """A verified debtor's account referred to the collections department."""
+
+    __tablename__ = "collections_referrals"
+    __table_args__ = (
+        sa.CheckConstraint(_in("reason", REFERRAL_REASONS), name="reason"),
+        sa.CheckConstraint("status IN ('queued', 'acknowledged')", name="status"),
+        # A debtor is queued once per conversation at a time, on every database.
+        sa.Index(
+            "uq_collections_referrals_queued",
+            "conversation_id",
+            "debtor_id",
+            unique=True,
+            sqlite_where=sa.text("status = 'queued'"),
+            postgresql_where=sa.text("status = 'queued'"),
+        ),
+    )
+
+    id: int = sa.Column(sa.Integer, primary_key=True)
+    reference: str = sa.Column(sa.String(32), nullable=False, unique=True)
+    conversation_id: str = sa.Column(sa.String(255), nullable=False, index=True)
+    channel: str = sa.Column(sa.String(64), nullable=False)
+    debtor_id: int = sa.Column(
+        sa.Integer, sa.ForeignKey("debtors.id", ondelete="RESTRICT"), nullable=False, index=True
+    )
+    account_id: int | None = sa.Column(
+        sa.Integer, sa.ForeignKey("accounts.id", ondelete="RESTRICT"), nullable=True
+    )
+    reason: str = sa.Column(sa.String(32), nullable=False)
+    summary: str = sa.Column(sa.Text, nullable=False)
+    status: str = sa.Column(
+        sa.String(20), nullable=False, default="queued", server_default="queued"
+    )
+    created_at: datetime = sa.Column(UTCDateTime, nullable=False, default=utcnow, index=True)
+    acknowledged_at: datetime | None = sa.Column(UTCDateTime, nullable=True)
+    staff_id: int | None = sa.Column(
+        sa.Integer, sa.ForeignKey("staff_members.id", ondelete="RESTRICT"), nullable=True
+    )

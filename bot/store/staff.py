@@ -1,0 +1,303 @@
+"""Staff accounts of the console: argon2 password hashes and rate-limited sign-in.
+
+Passwords are stored only as argon2id hashes (`HASHER`; tests swap in cheaper
+parameters). Hashing runs in a worker thread so that the event loop stays free.
+
+Sign-in is limited with the `staff_sign_in_failures` table: once 5 attempts for
+one user name (`user:<name>`) or 20 from one address (`addr:<remote>`) failed in
+the last 15 minutes, further attempts are refused with `SignInLimited`, even
+with the right password. An attempt is counted before its password is checked
+(and forgotten again if it succeeds), so parallel guesses count each other. An
+unknown user name is checked against a dummy hash, so that it costs the same
+time as a wrong password.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from datetime import timedelta
+
+import sqlalchemy as sa
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
+from sqlalchemy.exc import IntegrityError
+
+from bot.store import audit
+from bot.store.engine import Database
+from bot.store.models import STAFF_ROLES, RevokedSession, SignInFailure, StaffMember, utcnow
+
+USERNAME_PATTERN = re.compile(r"[a-z0-9_.-]{2,64}")
+MIN_PASSWORD_LENGTH = 10
+#: argon2 works on bytes; an absurdly long password is refused rather than hashed.
+MAX_PASSWORD_LENGTH = 1024
+MAX_DISPLAY_NAME_LENGTH = 100
+FAILURE_WINDOW = timedelta(minutes=15)
+MAX_USER_FAILURES = 5
+MAX_ADDRESS_FAILURES = 20
+
+#: The hasher of new passwords; replaced with cheap parameters by the tests.
+HASHER = PasswordHasher()
+
+_dummy: tuple[PasswordHasher, str] | None = None
+#: Core table: plain deletes, without the ORM's synchronisation of loaded objects.
+_failures = SignInFailure.__table__
+
+
+class SignInLimited(Exception):
+    """Too many failed sign-ins for this user name or address: try again later."""
+
+
+def hash_password(password: str) -> str:
+    """The argon2id hash (PHC string) of `password`; blocking, CPU-bound."""
+    return HASHER.hash(password)
+
+
+def _verify(password_hash: str, password: str) -> bool:
+    try:
+        return HASHER.verify(password_hash, password)
+    except (VerifyMismatchError, VerificationError, InvalidHashError):
+        return False
+
+
+def _dummy_hash() -> str:
+    """A hash of a random password made with the current `HASHER`'s parameters."""
+    global _dummy
+    if _dummy is None or _dummy[0] is not HASHER:
+        _dummy = (HASHER, HASHER.hash("dummy password, never a real one"))
+    return _dummy[1]
+
+
+def validate_username(username: str) -> str:
+    """`username` if it is 2-64 of a-z, 0-9, `_`, `.`, `-`; else ValueError."""
+    if not USERNAME_PATTERN.fullmatch(username):
+        raise ValueError("用户名须为 2-64 个小写字母、数字、下划线、点或连字符")
+    return username
+
+
+def validate_password(password: str) -> str:
+    """`password` if it is long enough (and not absurdly long); else ValueError."""
+    if len(password) < MIN_PASSWORD_LENGTH:
+        raise ValueError(f"密码至少需要 {MIN_PASSWORD_LENGTH} 个字符")
+    if len(password) > MAX_PASSWORD_LENGTH:
+        raise ValueError(f"密码不能超过 {MAX_PASSWORD_LENGTH} 个字符")
+    return password
+
+
+async def create_staff(
+    db: Database, username: str, display_name: str, password: str, role: str
+) -> StaffMember:
+    """Add an active staff member; ValueError on bad input or a taken user name."""
+    validate_username(username)
+    display_name = display_name.strip()
+    if not display_name or len(display_name) > MAX_DISPLAY_NAME_LENGTH:
+        raise ValueError(f"显示名不能为空，且不超过 {MAX_DISPLAY_NAME_LENGTH} 个字符")
+    validate_password(password)
+    if role not in STAFF_ROLES:
+        raise ValueError(f"角色须为 {' 或 '.join(STAFF_ROLES)}")
+    password_hash = await asyncio.to_thread(hash_password, password)
+    async with db.session() as session:
+        taken = (
+            await session.execute(sa.select(StaffMember.id).where(StaffMember.username == username))
+        ).scalar_one_or_none()
+        if taken is not None:
+            raise ValueError(f"用户名 {username} 已存在")
+        member = StaffMember(
+            username=username,
+            display_name=display_name,
+            password_hash=password_hash,
+            role=role,
+            active=True,
+        )
+        session.add(member)
+        try:
+            await session.flush()
+        except IntegrityError as error:
+            raise ValueError(f"用户名 {username} 已存在") from error
+        await audit.record(session, "system", "staff_created", details={"staff": username})
+        await session.commit()
+    return member
+
+
+async def set_password(db: Database, username: str, password: str) -> StaffMember:
+    """Give an existing staff member a new password; ValueError if unknown or too short."""
+    validate_password(password)
+    password_hash = await asyncio.to_thread(hash_password, password)
+    async with db.session() as session:
+        member = (
+            await session.execute(sa.select(StaffMember).where(StaffMember.username == username))
+        ).scalar_one_or_none()
+        if member is None:
+            raise ValueError(f"用户名 {username} 不存在")
+        member.password_hash = password_hash
+        await audit.record(
+            session, "system", "staff_password_set", details={"staff": member.username}
+        )
+        await session.commit()
+    return member
+
+
+async def set_active(db: Database, username: str, active: bool) -> bool:
+    """Activate or deactivate an account; False if there is no such user name.
+
+    A deactivated member's console session stops working at their next request.
+    """
+    async with db.session() as session:
+        result = await session.execute(
+            sa.update(StaffMember).where(StaffMember.username == username).values(active=active)
+        )
+        if result.rowcount != 1:
+            await session.rollback()
+            return False
+        await audit.record(
+            session,
+            "system",
+            "staff_activated" if active else "staff_deactivated",
+            details={"staff": username},
+        )
+        await session.commit()
+    return True
+
+
+async def get_staff(db: Database, staff_id: int) -> StaffMember | None:
+    """One staff member by id (active or not), or None."""
+    async with db.session() as session:
+        return await session.get(StaffMember, staff_id)
+
+
+async def get_staff_by_username(db: Database, username: str) -> StaffMember | None:
+    """One staff member by user name, or None."""
+    async with db.session() as session:
+        return (
+            await session.execute(sa.select(StaffMember).where(StaffMember.username == username))
+        ).scalar_one_or_none()
+
+
+def _keys(username: str, remote_address: str | None) -> tuple[str, str]:
+    # Bounded: the key column holds 300 characters.
+    return f"user:{username[:200]}", f"addr:{(remote_address or 'unknown')[:200]}"
+
+
+async def _count_and_claim(db: Database, user_key: str, addr_key: str) -> tuple[bool, list[int]]:
+    """Whether the keys are over their limits; if not, the attempt's provisional failures."""
+    now = utcnow()
+    since = now - FAILURE_WINDOW
+    async with db.session() as session:
+        counts = dict(
+            (
+                await session.execute(
+                    sa.select(SignInFailure.key, sa.func.count())
+                    .where(
+                        _failures.c.key.in_((user_key, addr_key)),
+                        SignInFailure.created_at >= since,
+                    )
+                    .group_by(SignInFailure.key)
+                )
+            ).all()
+        )
+        if (
+            counts.get(user_key, 0) >= MAX_USER_FAILURES
+            or counts.get(addr_key, 0) >= MAX_ADDRESS_FAILURES
+        ):
+            return True, []
+        # Old rows serve no limit any more.
+        await session.execute(sa.delete(_failures).where(_failures.c.created_at < since))
+        rows = [
+            SignInFailure(key=user_key, created_at=now),
+            SignInFailure(key=addr_key, created_at=now),
+        ]
+        session.add_all(rows)
+        await session.commit()
+        return False, [row.id for row in rows]
+
+
+def _audit_name(username: str) -> str:
+    # What was typed in the user name box may be a password: keep only plausible names.
+    return username if USERNAME_PATTERN.fullmatch(username) else "(无效用户名)"
+
+
+async def authenticate(
+    db: Database, username: str, password: str, remote_address: str | None
+) -> StaffMember | None:
+    """The active staff member with these credentials, or None.
+
+    Raises `SignInLimited` when the user name or the address failed too often
+    lately, whatever the password. Every outcome is audited.
+    """
+    username = username.strip().lower()
+    user_key, addr_key = _keys(username, remote_address)
+    details = {"username": _audit_name(username), "remote_address": remote_address or "unknown"}
+    limited, provisional = await _count_and_claim(db, user_key, addr_key)
+    if limited:
+        await audit.record(
+            db, "system", "staff_sign_in_failed", details={**details, "why": "limited"}
+        )
+        raise SignInLimited("登录失败次数过多，请 15 分钟后再试")
+    member = await get_staff_by_username(db, username) if len(username) <= 64 else None
+    password = password[:MAX_PASSWORD_LENGTH]
+    if member is None:
+        await asyncio.to_thread(_verify, _dummy_hash(), password)
+        why = "unknown_user"
+    elif not await asyncio.to_thread(_verify, member.password_hash, password):
+        why = "wrong_password"
+    elif not member.active:
+        why = "inactive"
+    else:
+        why = ""
+    if why:
+        await audit.record(db, "system", "staff_sign_in_failed", details={**details, "why": why})
+        return None
+    assert member is not None
+    async with db.session() as session:
+        # The attempt succeeded: it and this user's earlier failures no longer count.
+        await session.execute(
+            sa.delete(_failures).where(
+                sa.or_(
+                    _failures.c.id.in_(provisional),
+                    _failures.c.key == user_key,
+                )
+            )
+        )
+        if HASHER.check_needs_rehash(member.password_hash):
+            member.password_hash = await asyncio.to_thread(hash_password, password)
+            await session.execute(
+                sa.update(StaffMember)
+                .where(StaffMember.id == member.id)
+                .values(password_hash=member.password_hash)
+            )
+        await audit.record(
+            session,
+            f"staff:{member.username}",
+            "staff_signed_in",
+            details={"remote_address": remote_address or "unknown"},
+        )
+        await session.commit()
+    return member
+
+
+# --- signed-out sessions -----------------------------------------------------------------
+
+_revoked = RevokedSession.__table__
+
+
+async def revoke_session(db: Database, session_id: str, lifetime_seconds: int) -> None:
+    """Refuse the session `session_id` from now on (its cookie lives `lifetime_seconds`)."""
+    now = utcnow()
+    async with db.session() as session:
+        # Revocations of cookies that have expired anyway are no longer needed.
+        await session.execute(sa.delete(_revoked).where(_revoked.c.expires_at < now))
+        exists = await session.get(RevokedSession, session_id)
+        if exists is None:
+            session.add(
+                RevokedSession(
+                    session_id=session_id,
+                    expires_at=now + timedelta(seconds=lifetime_seconds),
+                )
+            )
+        await session.commit()
+
+
+async def is_revoked(db: Database, session_id: str) -> bool:
+    """Whether the session was signed out."""
+    async with db.session() as session:
+        return await session.get(RevokedSession, session_id) is not None
