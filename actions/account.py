@@ -8,6 +8,7 @@ from rasa_sdk.executor import CollectingDispatcher
 from rasa_sdk.types import DomainDict
 
 from actions.disclosure import tell_account_status
+from actions.slots import DEBTOR_ID, VERIFIED
 from actions.verification import start_verification
 
 
@@ -20,8 +21,8 @@ class ActionAccountStatus(Action):
     async def run(
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> list[EventType]:
-        debtor_id = tracker.get_slot("debtor_id")
-        if tracker.get_slot("verified") and debtor_id is not None:
+        debtor_id = tracker.get_slot(DEBTOR_ID)
+        if tracker.get_slot(VERIFIED) and debtor_id is not None:
             if await tell_account_status(dispatcher, tracker.sender_id, int(debtor_id)):
                 return []
         return await start_verification(dispatcher, tracker, "ask_account_status")

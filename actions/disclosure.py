@@ -6,7 +6,8 @@ from decimal import Decimal
 
 from rasa_sdk.executor import CollectingDispatcher
 
-from actions.common import database, money
+from actions.context import context
+from actions.formatting import money
 from bot.store.accounts import AccountSummary, account_summaries, record_disclosure
 from bot.store.identity import is_verified
 
@@ -39,7 +40,7 @@ async def tell_account_status(
     Returns False, saying nothing, when the database holds no recent successful
     verification of this conversation as this debtor (slots alone are not trusted).
     """
-    db = database()
+    db = context().database
     if not await is_verified(db, conversation_id, debtor_id):
         return False
     accounts = await account_summaries(db, debtor_id)

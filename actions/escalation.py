@@ -2,7 +2,7 @@
 
 Every handoff goes the same way (`hand_off`): what the assistant learned is
 gathered into a summary, a case is opened in the negotiators' queue
-(`bot.store.handoff`), the debtor is told honestly who answers next and when, and the
+(`bot.store.cases`), the debtor is told honestly who answers next and when, and the
 conversation is paused, so that the assistant stays silent until staff close
 the case and the console runs `action_handoff_resume`.
 """
@@ -26,20 +26,15 @@ from rasa_sdk.events import (
 from rasa_sdk.executor import CollectingDispatcher
 from rasa_sdk.types import DomainDict
 
-from actions.common import BEIJING, database
-from bot.domain.policy import current_critical_messages, current_policy
+from actions.access import verified_debtor
+from actions.context import context
+from actions.slots import HANDOFF_REFERENCE, OFFERS, REQUESTED_SLOT, SELECTED, STAGE
+from bot.domain.clock import BEIJING
+from bot.domain.complaints import complaint_category
+from bot.domain.staff_hours import next_staff_opening
 from bot.store.accounts import AccountSummary, account_summaries
 from bot.store.agreements import account_to_negotiate, latest_agreement, latest_proposal
-from bot.store.handoff import (
-    OpenedCase,
-    complaint_category,
-    next_staff_opening,
-    open_case,
-    open_case_of,
-    refer_to_collections,
-    should_refer_when_negotiator_declined,
-)
-from bot.store.identity import is_verified
+from bot.store.cases import OpenedCase, open_case, open_case_of
 
 #: Slots whose values describe the debtor's circumstances, copied into a case.
 CIRCUMSTANCE_SLOTS = (
@@ -52,25 +47,13 @@ CIRCUMSTANCE_SLOTS = (
     "proposed_monthly",
     "available_funds",
 )
-HANDOFF_REFERENCE = "handoff_reference"
-STAGE = "negotiation_stage"
 #: How many of the debtor's latest messages a case summary quotes.
 RECENT_MESSAGES = 12
 WEEKDAYS = ("", "周一", "周二", "周三", "周四", "周五", "周六", "周日")
 
 
-def _channel(tracker: Tracker) -> str:
+def channel_of(tracker: Tracker) -> str:
     return tracker.get_latest_input_channel() or "unknown"
-
-
-async def verified_debtor(tracker: Tracker) -> int | None:
-    """The debtor this conversation verified as, confirmed by the database."""
-    debtor_id = tracker.get_slot("debtor_id")
-    if not tracker.get_slot("verified") or debtor_id is None:
-        return None
-    if not await is_verified(database(), tracker.sender_id, int(debtor_id)):
-        return None
-    return int(debtor_id)
 
 
 def _account_record(account: AccountSummary) -> dict[str, Any]:
@@ -83,7 +66,7 @@ def _recent_messages(tracker: Tracker) -> list[dict[str, Any]]:
             "text": event.get("text") or "",
             "intent": ((event.get("parse_data") or {}).get("intent") or {}).get("name"),
         }
-        for event in tracker.events
+        for event in tracker.applied_events()
         if event.get("event") == "user"
     ]
     return said[-RECENT_MESSAGES:]
@@ -96,10 +79,10 @@ async def case_summary(
     summary: dict[str, Any] = {"verified": debtor_id is not None}
     account: AccountSummary | None = None
     if debtor_id is not None:
-        accounts = await account_summaries(database(), debtor_id)
+        accounts = await account_summaries(context().database, debtor_id)
         account = account_to_negotiate(accounts) or (accounts[0] if accounts else None)
         summary["accounts"] = [_account_record(a) for a in accounts]
-        agreement = await latest_agreement(database(), debtor_id)
+        agreement = await latest_agreement(context().database, debtor_id)
         if agreement is not None:
             summary["agreement"] = {
                 "reference": agreement.reference,
@@ -114,14 +97,14 @@ async def case_summary(
     }
     if circumstances:
         summary["circumstances"] = circumstances
-    offers = tracker.get_slot("offers")
+    offers = tracker.get_slot(OFFERS)
     if offers:
         summary["offers_shown"] = offers
         summary["negotiation_stage"] = tracker.get_slot(STAGE)
-        selected = tracker.get_slot("selected_offer")
+        selected = tracker.get_slot(SELECTED)
         if selected:
             summary["offer_chosen"] = selected.get("offer")
-    proposal = await latest_proposal(database(), tracker.sender_id)
+    proposal = await latest_proposal(context().database, tracker.sender_id)
     if proposal is not None:
         summary["proposal"] = proposal
     if detail:
@@ -155,12 +138,12 @@ async def queue_case(
         if hold_overdue_accounts and record["overdue_total"] > 0
     ]
     return await open_case(
-        database(),
+        context().database,
         conversation_id=tracker.sender_id,
-        channel=_channel(tracker),
+        channel=channel_of(tracker),
         reason=reason,
         summary=summary,
-        escalation=current_policy().escalation,
+        escalation=context().policy.escalation,
         debtor_id=debtor_id,
         account_id=account.account_id if account else None,
         category=category,
@@ -191,8 +174,8 @@ async def hand_off(
         extra=extra,
         hold_overdue_accounts=hold_overdue_accounts,
     )
-    hours = current_policy().escalation.staff_hours
-    opening = next_staff_opening(datetime.now(BEIJING), hours)
+    hours = context().policy.escalation.staff_hours
+    opening = next_staff_opening(context().now(), hours)
     if opening is None:
         dispatcher.utter_message(response="utter_handoff_waiting", reference=opened.reference)
     else:
@@ -203,7 +186,7 @@ async def hand_off(
         )
     events: list[EventType] = [
         SlotSet(HANDOFF_REFERENCE, opened.reference),
-        SlotSet("requested_slot", None),
+        SlotSet(REQUESTED_SLOT, None),
         ConversationPaused(),
     ]
     if tracker.active_loop_name:
@@ -226,9 +209,9 @@ class ActionHandOffOnRequest(Action):
 
 def support_in_distress(dispatcher: CollectingDispatcher, tracker: Tracker) -> None:
     """Care and the crisis hotline; with a life in danger now, police and ambulance first."""
-    escalation = current_policy().escalation
+    escalation = context().policy.escalation
     text = tracker.latest_message.get("text") or ""
-    if current_critical_messages().is_imminent_danger(text):
+    if context().critical_messages.is_imminent_danger(text):
         dispatcher.utter_message(
             response="utter_imminent_danger",
             police_hotline=escalation.police_hotline,
@@ -313,7 +296,7 @@ class ActionLogComplaint(Action):
     async def run(
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> list[EventType]:
-        escalation = current_policy().escalation
+        escalation = context().policy.escalation
         text = tracker.latest_message.get("text") or ""
         dispatcher.utter_message(
             response="utter_complaint_recorded",
@@ -332,7 +315,7 @@ class ActionLogComplaint(Action):
 def fallbacks_in_a_row(tracker: Tracker) -> int:
     """How many of the debtor's latest messages in a row were not understood."""
     count = 0
-    for event in reversed(tracker.events):
+    for event in reversed(tracker.applied_events()):
         if event.get("event") == "session_started":
             break
         if event.get("event") != "user":
@@ -353,110 +336,12 @@ class ActionHandleFallback(Action):
     async def run(
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> list[EventType]:
-        if fallbacks_in_a_row(tracker) < current_policy().escalation.fallbacks_in_a_row:
+        if fallbacks_in_a_row(tracker) < context().policy.escalation.fallbacks_in_a_row:
             dispatcher.utter_message(response="utter_default")
             return []
         dispatcher.utter_message(response="utter_fallback_handoff")
         events, _ = await hand_off(dispatcher, tracker, "repeated_fallback")
         return events
-
-
-def refusals_explained(tracker: Tracker) -> int:
-    """How often this session already answered a refusal to pay."""
-    count = 0
-    for event in tracker.events:
-        if event.get("event") == "session_started":
-            count = 0
-        elif event.get("event") == "action" and event.get("name") == "action_handle_refusal":
-            count += 1
-    # The action being run is not in the events yet.
-    return count
-
-
-async def refer(
-    dispatcher: CollectingDispatcher, tracker: Tracker, debtor_id: int, reason: str
-) -> list[EventType]:
-    """Queue the account for collections and tell the debtor plainly, without threat."""
-    summary, account = await case_summary(tracker, debtor_id)
-    reference = await refer_to_collections(
-        database(),
-        conversation_id=tracker.sender_id,
-        channel=_channel(tracker),
-        debtor_id=debtor_id,
-        account_id=account.account_id if account else None,
-        reason=reason,
-        summary=summary,
-    )
-    dispatcher.utter_message(response="utter_collections_referral", reference=reference)
-    return [SlotSet(STAGE, None)]
-
-
-class ActionHandleRefusal(Action):
-    """A refusal to pay: the options are explained once; a repeated refusal is referred."""
-
-    def name(self) -> str:
-        return "action_handle_refusal"
-
-    async def run(
-        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
-    ) -> list[EventType]:
-        escalation = current_policy().escalation
-        if refusals_explained(tracker) < escalation.refusals_before_referral:
-            dispatcher.utter_message(response="utter_refuse_payment")
-            return []
-        debtor_id = await verified_debtor(tracker)
-        if debtor_id is None:
-            # Nobody can be referred before we know who they are.
-            dispatcher.utter_message(response="utter_refuse_payment_unverified")
-            return []
-        return await refer(dispatcher, tracker, debtor_id, "refused_payment")
-
-
-class ActionOffersDeclined(Action):
-    """Every offer declined: offer a negotiator (or a new figure)."""
-
-    def name(self) -> str:
-        return "action_offers_declined"
-
-    async def run(
-        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
-    ) -> list[EventType]:
-        dispatcher.utter_message(response="utter_offers_declined")
-        return [SlotSet(STAGE, "declined")]
-
-
-class ActionHandOffAfterDecline(Action):
-    """The debtor declined every offer and still wants to negotiate: a person."""
-
-    def name(self) -> str:
-        return "action_hand_off_after_decline"
-
-    async def run(
-        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
-    ) -> list[EventType]:
-        events, _ = await hand_off(dispatcher, tracker, "offers_declined")
-        return [SlotSet(STAGE, None), *events]
-
-
-class ActionDeclineNegotiator(Action):
-    """The debtor declined a negotiator too: marked accounts go to collections."""
-
-    def name(self) -> str:
-        return "action_decline_negotiator"
-
-    async def run(
-        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
-    ) -> list[EventType]:
-        escalation = current_policy().escalation
-        debtor_id = await verified_debtor(tracker)
-        if debtor_id is not None:
-            account = account_to_negotiate(await account_summaries(database(), debtor_id))
-            if account is not None and should_refer_when_negotiator_declined(
-                account.days_past_due, account.broken_plans, escalation
-            ):
-                return await refer(dispatcher, tracker, debtor_id, "declined_negotiator")
-        dispatcher.utter_message(response="utter_no_handoff")
-        return [SlotSet(STAGE, None)]
 
 
 class ActionHandoffResume(Action):
@@ -473,7 +358,7 @@ class ActionHandoffResume(Action):
     async def run(
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> list[EventType]:
-        if await open_case_of(database(), tracker.sender_id) is not None:
+        if await open_case_of(context().database, tracker.sender_id) is not None:
             return []
         if not tracker.is_paused():
             # Already answering (an earlier resume got through): say nothing twice.
@@ -483,8 +368,8 @@ class ActionHandoffResume(Action):
             ConversationResumed(),
             SlotSet(HANDOFF_REFERENCE, None),
             SlotSet(STAGE, None),
-            SlotSet("offers", None),
-            SlotSet("selected_offer", None),
+            SlotSet(OFFERS, None),
+            SlotSet(SELECTED, None),
         ]
 
 
@@ -502,7 +387,7 @@ class ActionSessionStart(Action):
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> list[EventType]:
         events: list[EventType] = [SessionStarted()]
-        case = await open_case_of(database(), tracker.sender_id)
+        case = await open_case_of(context().database, tracker.sender_id)
         if case is not None:
             events += [SlotSet(HANDOFF_REFERENCE, case.reference), ConversationPaused()]
         events.append(ActionExecuted("action_listen"))

@@ -10,26 +10,22 @@ from rasa_sdk.events import EventType, FollowupAction, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 from rasa_sdk.types import DomainDict
 
-from actions.common import BEIJING, database
-from actions.disclosure import tell_account_status
+from actions.context import context
 from actions.escalation import hand_off
 from actions.forms import Normalizer, NormalizingFormValidation
-from actions.negotiation import start_circumstances, start_promise, tell_schedule
+from actions.slots import ACTING_FOR_ANOTHER, IDENTITY_SLOTS, PENDING_REQUEST, REQUESTED_SLOT
+from bot.domain.clock import BEIJING
 from bot.domain.normalize import normalize_text
 from bot.domain.requests import request_in
 from bot.domain.third_party import speaks_for_another
 from bot.store.identity import (
     active_lock,
-    mask_mobile,
     normalize_id_last4,
     normalize_mobile,
     normalize_name,
-    verify_identity,
 )
 
-IDENTITY_SLOTS = ("debtor_name", "id_last4", "phone")
 #: Set once the writer says they act for the debtor: never verified in this conversation.
-ACTING_FOR_ANOTHER = "acting_for_another"
 #: Words debtors put around their name ("我叫张伟", "本人姓名：张伟。").
 _NAME_WRAPPING = re.compile(
     r"^(?:(?:我的名字是|我的名字叫|我的姓名是|名字是|名字叫|姓名是|姓名|我叫|我是|本人是|本人|叫)[:：\s]*)+"
@@ -100,7 +96,7 @@ class ValidateVerificationForm(NormalizingFormValidation):
     ) -> list[EventType]:
         if speaks_for_another(tracker.latest_message.get("text") or ""):
             # Whatever name follows is the debtor's, not the writer's: no verification.
-            return [*_acting_for_another(dispatcher), SlotSet("requested_slot", None)]
+            return [*_acting_for_another(dispatcher), SlotSet(REQUESTED_SLOT, None)]
         return await super().run(dispatcher, tracker, domain)
 
     async def get_validation_events(
@@ -126,10 +122,10 @@ class ValidateVerificationForm(NormalizingFormValidation):
 def _acting_for_another(dispatcher: CollectingDispatcher) -> list[EventType]:
     """Say what someone acting for the debtor may do here, and keep nothing of theirs."""
     dispatcher.utter_message(response="utter_third_party")
-    return [SlotSet(ACTING_FOR_ANOTHER, True), *_reset_identity(), SlotSet("pending_request", None)]
+    return [SlotSet(ACTING_FOR_ANOTHER, True), *reset_identity(), SlotSet(PENDING_REQUEST, None)]
 
 
-def _reset_identity() -> list[EventType]:
+def reset_identity() -> list[EventType]:
     return [SlotSet(slot, None) for slot in IDENTITY_SLOTS]
 
 
@@ -159,77 +155,17 @@ async def start_verification(
         # "查下我欠了多少 王芳 …" is often read as plain information: the words say.
         pending = request_in(tracker.latest_message.get("text") or "")
     if pending in PENDING_REQUESTS:
-        events.append(SlotSet("pending_request", pending))
-    locked_until = await active_lock(database(), tracker.sender_id)
+        events.append(SlotSet(PENDING_REQUEST, pending))
+    locked_until = await active_lock(context().database, tracker.sender_id)
     if locked_until is not None:
         dispatcher.utter_message(
             response="utter_verification_locked",
             unlock_time=locked_until.astimezone(BEIJING).strftime("%H:%M"),
         )
         handoff, _ = await hand_off(dispatcher, tracker, "verification_failed")
-        return [*events, *_reset_identity(), *handoff]
+        return [*events, *reset_identity(), *handoff]
     dispatcher.utter_message(response="utter_verification_intro")
     return [*events, FollowupAction("verification_form")]
-
-
-class ActionStartVerification(Action):
-    """Start the verification form, unless already verified or locked out."""
-
-    def name(self) -> str:
-        return "action_start_verification"
-
-    async def run(
-        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
-    ) -> list[EventType]:
-        intent = (tracker.latest_message.get("intent") or {}).get("name")
-        if tracker.get_slot("verified"):
-            if intent == "inform":
-                dispatcher.utter_message(response="utter_inform_ack")
-                return []
-            return await continue_request(dispatcher, tracker, intent)
-        return await start_verification(dispatcher, tracker, intent)
-
-
-class ActionVerifyIdentity(Action):
-    """Check the three details against the bank's records once the form is complete."""
-
-    def name(self) -> str:
-        return "action_verify_identity"
-
-    async def run(
-        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
-    ) -> list[EventType]:
-        if tracker.get_slot(ACTING_FOR_ANOTHER):
-            return _reset_identity()  # already told why (`_acting_for_another`)
-        name, id_last4, phone = (tracker.get_slot(s) for s in IDENTITY_SLOTS)
-        if not (name and id_last4 and phone):
-            return [FollowupAction("verification_form")]
-        result = await verify_identity(database(), tracker.sender_id, name, id_last4, phone)
-        if result.status == "verified":
-            dispatcher.utter_message(response="utter_verified", masked_phone=mask_mobile(phone))
-            # The identifiers are not kept once they have served their purpose.
-            events: list[EventType] = [
-                SlotSet("verified", True),
-                SlotSet("debtor_id", result.debtor_id),
-                *_reset_identity(),
-            ]
-            pending = tracker.get_slot("pending_request")
-            return events + await continue_request(dispatcher, tracker, pending, result.debtor_id)
-        if result.status == "locked":
-            unlock = result.locked_until.astimezone(BEIJING) if result.locked_until else None
-            dispatcher.utter_message(
-                response="utter_verification_locked",
-                unlock_time=unlock.strftime("%H:%M") if unlock else "",
-            )
-            # A person can verify the debtor another way.
-            handoff, _ = await hand_off(dispatcher, tracker, "verification_failed")
-            return [*_reset_identity(), *handoff]
-        # The form is not reopened here: it would read the same message again and
-        # count a second failure. The debtor's next message starts it afresh.
-        dispatcher.utter_message(
-            response="utter_verification_mismatch", attempts_left=result.attempts_left
-        )
-        return _reset_identity()
 
 
 class ActionLeaveVerification(Action):
@@ -243,31 +179,7 @@ class ActionLeaveVerification(Action):
     ) -> list[EventType]:
         dispatcher.utter_message(response="utter_leave_verification")
         return [
-            *_reset_identity(),
-            SlotSet("pending_request", None),
-            SlotSet("requested_slot", None),
+            *reset_identity(),
+            SlotSet(PENDING_REQUEST, None),
+            SlotSet(REQUESTED_SLOT, None),
         ]
-
-
-async def continue_request(
-    dispatcher: CollectingDispatcher,
-    tracker: Tracker,
-    pending: str | None,
-    debtor_id: int | None = None,
-) -> list[EventType]:
-    """After verification, answer what the debtor asked for before it."""
-    events: list[EventType] = [SlotSet("pending_request", None)]
-    debtor = debtor_id if debtor_id is not None else tracker.get_slot("debtor_id")
-    if pending == "ask_account_status":
-        await tell_account_status(dispatcher, tracker.sender_id, int(debtor))
-    elif pending in {"request_negotiation", "state_hardship"}:
-        events += await start_circumstances(dispatcher, tracker, debtor_id)
-    elif pending == "promise_to_pay":
-        events += await start_promise(dispatcher, tracker, int(debtor))
-    elif pending == "ask_repayment_plan":
-        events += await tell_schedule(dispatcher, int(debtor))
-    elif debtor_id is None:
-        dispatcher.utter_message(response="utter_already_verified")
-    else:
-        dispatcher.utter_message(response="utter_anything_else")
-    return events

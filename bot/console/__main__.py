@@ -24,10 +24,12 @@ from collections.abc import Sequence
 
 from sqlalchemy.exc import DBAPIError
 
+from bot.console.texts import staff_error
+from bot.domain.vocabulary import STAFF_ROLES
 from bot.profile import require_shared
 from bot.store import staff
 from bot.store.engine import Database, database_url
-from bot.store.models import STAFF_ROLES
+from bot.store.staff import StaffInputError
 
 BAD_INPUT = 2
 DEMO_USERNAME = "demo"
@@ -117,6 +119,9 @@ def _user(args: argparse.Namespace, url: str) -> int:
             return BAD_INPUT
         print(f"已停用账号 {args.username}")
         return 0
+    except StaffInputError as error:
+        _error(staff_error(error))
+        return BAD_INPUT
     except ValueError as error:
         _error(str(error))
         return BAD_INPUT

@@ -5,9 +5,8 @@ from __future__ import annotations
 import json
 from datetime import datetime
 from typing import Any
-from zoneinfo import ZoneInfo
 
-BEIJING = ZoneInfo("Asia/Shanghai")
+from bot.domain.clock import BEIJING
 
 REASONS = {
     "distress": "情绪危机",

@@ -32,20 +32,12 @@ from pydantic import (
 )
 
 from bot.domain.critical import RULE_INTENTS, CriticalMessages, Rule, compile_patterns
-from bot.store.models import HANDOFF_REASONS
+from bot.domain.vocabulary import HANDOFF_REASONS, PLANS, PRODUCTS
 
 #: The policy the assistant uses unless `NEGOTIATION_POLICY` names another file.
 DEFAULT_POLICY_PATH = Path(__file__).resolve().parents[1] / "policies" / "negotiation.yml"
 #: Article 70: a personalised installment agreement may not exceed 5 years.
 LEGAL_MAX_MONTHS = 60
-PLANS = (
-    "personalized_installment",
-    "loan_extension",
-    "fee_waiver",
-    "lump_sum_settlement",
-    "promise_to_pay",
-)
-PRODUCTS = ("credit_card", "consumer_loan", "mortgage", "car_loan")
 
 Share = condecimal(ge=Decimal(0), le=Decimal(1))
 Money = condecimal(ge=Decimal(0), max_digits=14, decimal_places=2)

@@ -9,7 +9,6 @@ once and returns the first record.
 from __future__ import annotations
 
 import json
-import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -20,7 +19,7 @@ import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 
 from bot.domain.negotiation import AccountPosition, Circumstances, Installment, Offer, Proposal
-from bot.store import audit
+from bot.store import audit, encoding
 from bot.store.accounts import AccountSummary
 from bot.store.engine import Database
 from bot.store.models import Account, Agreement, AgreementInstallment, NegotiationProposal
@@ -100,10 +99,6 @@ def account_record(account: AccountPosition) -> dict[str, Any]:
     }
 
 
-def _reference(prefix: str, today: date) -> str:
-    return f"{prefix}{today:%Y%m%d}-{secrets.token_hex(3).upper()}"
-
-
 def _recorded(row: Agreement, installments: list[AgreementInstallment]) -> RecordedAgreement:
     return RecordedAgreement(
         reference=row.reference,
@@ -170,7 +165,7 @@ async def record_agreement(
             if owner != debtor_id:
                 raise ValueError("the account does not belong to this debtor")
             row = Agreement(
-                reference=_reference(AGREEMENT_PREFIX, today),
+                reference=encoding.reference(AGREEMENT_PREFIX, today),
                 offer_id=offer_id,
                 conversation_id=conversation_id,
                 debtor_id=debtor_id,
@@ -260,7 +255,7 @@ async def record_proposal(
         "draft": None if proposal.draft is None else proposal.draft.to_dict(),
         "ineligible": ineligible,
     }
-    reference = _reference(PROPOSAL_PREFIX, today)
+    reference = encoding.reference(PROPOSAL_PREFIX, today)
     async with db.session() as session:
         session.add(
             NegotiationProposal(

@@ -10,14 +10,14 @@ import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import date, datetime
-from decimal import Decimal
+from datetime import datetime
 from types import MappingProxyType
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from bot.store.encoding import json_default
 from bot.store.engine import Database
 from bot.store.models import AuditLog, utcnow
 
@@ -41,14 +41,6 @@ class AuditEntry:
     details: Mapping[str, Any]
 
 
-def _json_default(value: object) -> str:
-    if isinstance(value, Decimal):
-        return str(value)
-    if isinstance(value, (datetime, date)):
-        return value.isoformat()
-    raise TypeError(f"not JSON serialisable in audit details: {type(value).__name__}")
-
-
 def _entry(
     actor: str,
     action: str,
@@ -61,9 +53,7 @@ def _entry(
         raise ValueError(f"invalid actor {actor!r}: use bot, system or staff:<name>")
     if not ACTION_PATTERN.fullmatch(action):
         raise ValueError(f"invalid action {action!r}")
-    text = json.dumps(
-        dict(details or {}), ensure_ascii=False, sort_keys=True, default=_json_default
-    )
+    text = json.dumps(dict(details or {}), ensure_ascii=False, sort_keys=True, default=json_default)
     return AuditLog(
         created_at=at or utcnow(),
         actor=actor,

@@ -17,6 +17,14 @@ from sqlalchemy import event
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import declarative_base, relationship
 
+from bot.domain.vocabulary import (
+    HANDOFF_OUTCOMES,
+    HANDOFF_REASONS,
+    HANDOFF_STATUSES,
+    REFERRAL_REASONS,
+    STAFF_ROLES,
+)
+
 #: Constraint and index names, so that the models and the migrations agree.
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
@@ -26,8 +34,6 @@ NAMING_CONVENTION = {
 }
 Base: Any = declarative_base(metadata=sa.MetaData(naming_convention=NAMING_CONVENTION))
 
-#: Products an account can be, as stored in `accounts.product`.
-PRODUCTS = ("credit_card", "consumer_loan", "mortgage", "car_loan")
 #: Money columns: up to 999,999,999,999.99.
 MONEY_PRECISION, MONEY_SCALE = 14, 2
 CENT = Decimal("0.01")
@@ -257,16 +263,6 @@ def _refuse_delete(mapper: Any, connection: Any, target: AuditLog) -> None:
     raise AppendOnlyError("audit_log is append-only")
 
 
-#: Plans an agreement can record, as stored in `agreements.plan`.
-PLANS = (
-    "personalized_installment",
-    "loan_extension",
-    "fee_waiver",
-    "lump_sum_settlement",
-    "promise_to_pay",
-)
-
-
 class Agreement(Base):
     """A repayment plan or promise the debtor explicitly confirmed, with its terms."""
 
@@ -356,32 +352,6 @@ class NegotiationProposal(Base):
         sa.String(20), nullable=False, default="pending", server_default="pending"
     )
     created_at: datetime = sa.Column(UTCDateTime, nullable=False, default=utcnow, index=True)
-
-
-#: Why a conversation went to a person, as stored in `handoff_cases.reason`.
-HANDOFF_REASONS = (
-    "distress",
-    "request_human",
-    "repeated_fallback",
-    "dispute",
-    "complaint",
-    "beyond_authority",
-    "offers_declined",
-    "verification_failed",
-)
-#: How staff closed a case, as stored in `handoff_cases.outcome`.
-HANDOFF_OUTCOMES = (
-    "plan_agreed",
-    "promise_to_pay",
-    "referred_to_collections",
-    "dispute_logged",
-    "no_contact",
-    "other",
-)
-HANDOFF_STATUSES = ("waiting", "claimed", "closed")
-STAFF_ROLES = ("negotiator", "supervisor")
-#: Why a debtor's account went to the collections department.
-REFERRAL_REASONS = ("refused_payment", "declined_negotiator", "staff_referral")
 
 
 def _in(column: str, values: tuple[str, ...]) -> str:

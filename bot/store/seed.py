@@ -16,6 +16,7 @@ from decimal import ROUND_HALF_UP, Decimal
 
 import sqlalchemy as sa
 
+from bot.domain.vocabulary import PRODUCTS
 from bot.store.engine import Database
 from bot.store.identity import (
     hash_national_id,
@@ -24,7 +25,7 @@ from bot.store.identity import (
     normalize_name,
     normalize_national_id,
 )
-from bot.store.models import PRODUCTS, Account, Debtor, to_money
+from bot.store.models import Account, Debtor, to_money
 
 
 @dataclass(frozen=True)

@@ -23,9 +23,10 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 from sqlalchemy.exc import IntegrityError
 
+from bot.domain.vocabulary import STAFF_ROLES
 from bot.store import audit
 from bot.store.engine import Database
-from bot.store.models import STAFF_ROLES, RevokedSession, SignInFailure, StaffMember, utcnow
+from bot.store.models import RevokedSession, SignInFailure, StaffMember, utcnow
 
 USERNAME_PATTERN = re.compile(r"[a-z0-9_.-]{2,64}")
 MIN_PASSWORD_LENGTH = 10
@@ -42,6 +43,16 @@ HASHER = PasswordHasher()
 _dummy: tuple[PasswordHasher, str] | None = None
 #: Core table: plain deletes, without the ORM's synchronisation of loaded objects.
 _failures = SignInFailure.__table__
+
+
+class StaffInputError(ValueError):
+    """A staff account change refused, with a code the console words
+    (`bot.console.texts.STAFF_ERRORS`) and the values its sentence needs."""
+
+    def __init__(self, code: str, **values: object) -> None:
+        super().__init__(code)
+        self.code = code
+        self.values = values
 
 
 class SignInLimited(Exception):
@@ -71,16 +82,16 @@ def _dummy_hash() -> str:
 def validate_username(username: str) -> str:
     """`username` if it is 2-64 of a-z, 0-9, `_`, `.`, `-`; else ValueError."""
     if not USERNAME_PATTERN.fullmatch(username):
-        raise ValueError("用户名须为 2-64 个小写字母、数字、下划线、点或连字符")
+        raise StaffInputError("bad_username")
     return username
 
 
 def validate_password(password: str) -> str:
     """`password` if it is long enough (and not absurdly long); else ValueError."""
     if len(password) < MIN_PASSWORD_LENGTH:
-        raise ValueError(f"密码至少需要 {MIN_PASSWORD_LENGTH} 个字符")
+        raise StaffInputError("password_too_short", length=MIN_PASSWORD_LENGTH)
     if len(password) > MAX_PASSWORD_LENGTH:
-        raise ValueError(f"密码不能超过 {MAX_PASSWORD_LENGTH} 个字符")
+        raise StaffInputError("password_too_long", length=MAX_PASSWORD_LENGTH)
     return password
 
 
@@ -91,17 +102,17 @@ async def create_staff(
     validate_username(username)
     display_name = display_name.strip()
     if not display_name or len(display_name) > MAX_DISPLAY_NAME_LENGTH:
-        raise ValueError(f"显示名不能为空，且不超过 {MAX_DISPLAY_NAME_LENGTH} 个字符")
+        raise StaffInputError("bad_display_name", length=MAX_DISPLAY_NAME_LENGTH)
     validate_password(password)
     if role not in STAFF_ROLES:
-        raise ValueError(f"角色须为 {' 或 '.join(STAFF_ROLES)}")
+        raise StaffInputError("unknown_role", roles=STAFF_ROLES)
     password_hash = await asyncio.to_thread(hash_password, password)
     async with db.session() as session:
         taken = (
             await session.execute(sa.select(StaffMember.id).where(StaffMember.username == username))
         ).scalar_one_or_none()
         if taken is not None:
-            raise ValueError(f"用户名 {username} 已存在")
+            raise StaffInputError("username_taken", username=username)
         member = StaffMember(
             username=username,
             display_name=display_name,
@@ -113,7 +124,7 @@ async def create_staff(
         try:
             await session.flush()
         except IntegrityError as error:
-            raise ValueError(f"用户名 {username} 已存在") from error
+            raise StaffInputError("username_taken", username=username) from error
         await audit.record(session, "system", "staff_created", details={"staff": username})
         await session.commit()
     return member
@@ -128,7 +139,7 @@ async def set_password(db: Database, username: str, password: str) -> StaffMembe
             await session.execute(sa.select(StaffMember).where(StaffMember.username == username))
         ).scalar_one_or_none()
         if member is None:
-            raise ValueError(f"用户名 {username} 不存在")
+            raise StaffInputError("unknown_username", username=username)
         member.password_hash = password_hash
         await audit.record(
             session, "system", "staff_password_set", details={"staff": member.username}
@@ -213,7 +224,7 @@ async def _count_and_claim(db: Database, user_key: str, addr_key: str) -> tuple[
 
 def _audit_name(username: str) -> str:
     # What was typed in the user name box may be a password: keep only plausible names.
-    return username if USERNAME_PATTERN.fullmatch(username) else "(无效用户名)"
+    return username if USERNAME_PATTERN.fullmatch(username) else "(invalid user name)"
 
 
 async def authenticate(
@@ -232,7 +243,7 @@ async def authenticate(
         await audit.record(
             db, "system", "staff_sign_in_failed", details={**details, "why": "limited"}
         )
-        raise SignInLimited("登录失败次数过多，请 15 分钟后再试")
+        raise SignInLimited("too many failed sign-ins")
     member = await get_staff_by_username(db, username) if len(username) <= 64 else None
     password = password[:MAX_PASSWORD_LENGTH]
     if member is None:

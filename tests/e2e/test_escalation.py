@@ -16,8 +16,8 @@ from typing import Any
 
 import pytest
 
+from bot.store.cases import claim_case, close_case
 from bot.store.engine import Database
-from bot.store.handoff import claim_case, close_case
 from tests.e2e.conftest import (
     RestClient,
     add_staff_member,

@@ -21,7 +21,7 @@ import aiohttp
 import pytest
 import sqlalchemy as sa
 
-from actions.common import today_in_beijing
+from bot.domain.clock import beijing_today
 from bot.domain.negotiation import add_months
 from bot.domain.policy import load_policy
 from bot.store.engine import sync_url
@@ -134,7 +134,7 @@ def only_agreement(found: Stored) -> dict[str, Any]:
 
 
 def first_due() -> date:
-    return today_in_beijing() + timedelta(days=POLICY.schedule.first_due_days)
+    return beijing_today() + timedelta(days=POLICY.schedule.first_due_days)
 
 
 async def test_zhang_wei_agrees_a_personalized_installment(client, database_url) -> None:
@@ -195,7 +195,7 @@ async def test_liu_yang_promises_to_pay_by_month_end(client, database_url) -> No
     agreement = only_agreement(stored(database_url, client.sender))
     assert agreement["plan"] == "promise_to_pay"
     assert _money(agreement["total_payable"]) == Decimal("3045.00")
-    assert _day(agreement["first_due"]) == _month_end(today_in_beijing())
+    assert _day(agreement["first_due"]) == _month_end(beijing_today())
 
 
 async def test_liu_yang_promises_part_by_next_friday(client, database_url) -> None:
@@ -203,7 +203,7 @@ async def test_liu_yang_promises_part_by_next_friday(client, database_url) -> No
     agreement = only_agreement(stored(database_url, client.sender))
     assert agreement["plan"] == "promise_to_pay"
     assert _money(agreement["total_payable"]) == Decimal("3000.00")
-    assert _day(agreement["first_due"]) == _next_week_friday(today_in_beijing())
+    assert _day(agreement["first_due"]) == _next_week_friday(beijing_today())
 
 
 async def test_liu_yang_promises_in_two_parts(client, database_url) -> None:
@@ -212,7 +212,7 @@ async def test_liu_yang_promises_in_two_parts(client, database_url) -> None:
     agreement = only_agreement(stored(database_url, client.sender))
     assert (agreement["plan"], agreement["months"]) == ("promise_to_pay", 2)
     schedule = stored(database_url, client.sender).installments
-    today = today_in_beijing()
+    today = beijing_today()
     assert [(_day(i["due_date"]), _money(i["amount"])) for i in schedule] == [
         (today + timedelta(days=1), Decimal("1000.00")),
         (_next_week_friday(today), Decimal("2045.00")),

@@ -9,8 +9,8 @@ import aiohttp
 import pytest
 
 from bot.store.audit import entries
+from bot.store.cases import close_case
 from bot.store.engine import Database
-from bot.store.handoff import close_case
 from bot.tools.stack import Stack, StackConfig
 from tests.e2e.conftest import (
     API_TOKEN,

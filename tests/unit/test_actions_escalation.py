@@ -2,7 +2,7 @@
 
 The clock of `actions.escalation` is fixed by the `clock` fixture (its `datetime` is
 replaced by a subclass whose `now` returns a chosen instant), so that whether staff
-are at work is deterministic; `bot.store.handoff.next_staff_opening` itself runs for real.
+are at work is deterministic; `bot.domain.staff_hours.next_staff_opening` itself runs for real.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ import asyncio
 import json
 import shutil
 from collections.abc import Callable, Iterator
-from datetime import datetime, tzinfo
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -31,29 +31,30 @@ from rasa_sdk.events import (
 )
 from rasa_sdk.executor import CollectingDispatcher
 
-from actions import common
-from actions import escalation as escalation_module
+from actions.context import context
 from actions.escalation import (
-    ActionDeclineNegotiator,
     ActionHandleFallback,
-    ActionHandleRefusal,
-    ActionHandOffAfterDecline,
     ActionHandOffOnRequest,
     ActionHandoffResume,
     ActionLogComplaint,
     ActionLogDispute,
-    ActionOffersDeclined,
     ActionSessionStart,
     ActionSupportDistress,
     ActionWatchHeldConversation,
 )
-from bot.domain import policy as policy_module
+from actions.referral import (
+    ActionDeclineNegotiator,
+    ActionHandleRefusal,
+    ActionHandOffAfterDecline,
+    ActionOffersDeclined,
+)
+from bot.store.cases import close_case
 from bot.store.engine import Database
-from bot.store.handoff import close_case
 from bot.store.identity import verify_identity
 from bot.store.migrate import upgrade
 from bot.store.models import StaffMember
 from bot.store.seed import seed_demo
+from tests.support.actions import SettableClock, action_context
 
 SENDER = "conversation-escalation"
 BEIJING = ZoneInfo("Asia/Shanghai")
@@ -111,7 +112,7 @@ def seeded_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture
 def bank(
-    seeded_file: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    seeded_file: Path, tmp_path: Path, settable_clock: SettableClock
 ) -> Iterator[dict[str, int]]:
     """A seeded database in which this conversation has verified as 张伟.
 
@@ -119,31 +120,26 @@ def bank(
     """
     path = tmp_path / "bank.db"
     shutil.copyfile(seeded_file, path)
-    monkeypatch.setenv("DATABASE_URL", f"sqlite+aiosqlite:///{path}")
-    common.database.cache_clear()
-    policy_module.current_policy.cache_clear()
-    result = asyncio.run(verify_identity(common.database(), SENDER, "张伟", "1234", "13800138000"))
-    assert result.status == "verified"
-    ids = {row["full_name"]: row["id"] for row in _rows("debtors")}
-    assert ids["张伟"] == result.debtor_id
-    yield ids
-    asyncio.run(common.database().dispose())
-    common.database.cache_clear()
-    policy_module.current_policy.cache_clear()
+    with action_context(f"sqlite+aiosqlite:///{path}", now=settable_clock) as ctx:
+        result = asyncio.run(verify_identity(ctx.database, SENDER, "张伟", "1234", "13800138000"))
+        assert result.status == "verified"
+        ids = {row["full_name"]: row["id"] for row in _rows("debtors")}
+        assert ids["张伟"] == result.debtor_id
+        yield ids
 
 
 @pytest.fixture
-def clock(monkeypatch: pytest.MonkeyPatch) -> Callable[[datetime], None]:
-    """Sets the time `actions.escalation` sees; working hours unless told otherwise."""
+def settable_clock() -> SettableClock:
+    """The clock the actions see: the real time until a test stops it."""
+    return SettableClock()
+
+
+@pytest.fixture
+def clock(settable_clock: SettableClock) -> Callable[[datetime], None]:
+    """Sets the time the actions see; working hours unless told otherwise."""
 
     def set_now(instant: datetime) -> None:
-        class FixedClock(datetime):
-            @classmethod
-            def now(cls, tz: tzinfo | None = None) -> FixedClock:  # type: ignore[override]
-                value = instant.astimezone(tz)
-                return cls.combine(value.date(), value.timetz())
-
-        monkeypatch.setattr(escalation_module, "datetime", FixedClock)
+        settable_clock.instant = instant
 
     set_now(WORKING_HOURS)
     return set_now
@@ -196,7 +192,7 @@ def message(response: str, **kwargs: Any) -> dict[str, Any]:
 
 
 def _engine() -> sa.engine.Engine:
-    url = common.database().engine.url.set(drivername="sqlite")
+    url = context().database.engine.url.set(drivername="sqlite")
     return sa.create_engine(url, future=True)
 
 
@@ -241,7 +237,7 @@ def handoff_events(reference: str) -> list[EventType]:
 
 async def add_supervisor() -> StaffMember:
     staff = StaffMember(username="boss", display_name="主管", password_hash="x", role="supervisor")
-    async with common.database().session() as session:
+    async with context().database.session() as session:
         session.add(staff)
         await session.commit()
     return staff
@@ -805,7 +801,7 @@ async def test_an_unverified_debtor_declining_a_negotiator_is_not_referred(
 async def test_wang_fang_declining_a_negotiator_is_referred(
     bank: dict[str, int], clock: Callable[[datetime], None]
 ) -> None:
-    result = await verify_identity(common.database(), "wang-fang", "王芳", "4321", "13700137002")
+    result = await verify_identity(context().database, "wang-fang", "王芳", "4321", "13700137002")
     assert result.status == "verified"
     dispatcher = CollectingDispatcher()
     await ActionDeclineNegotiator().run(
@@ -838,7 +834,7 @@ async def test_the_bot_resumes_only_once_the_case_is_closed(
     assert events == []
     assert dispatcher.messages == []
 
-    await close_case(common.database(), case["id"], await add_supervisor(), "plan_agreed", "")
+    await close_case(context().database, case["id"], await add_supervisor(), "plan_agreed", "")
     dispatcher = CollectingDispatcher()
     events = await ActionHandoffResume().run(dispatcher, tracker("", slots, paused=True), {})
     assert events == [
@@ -878,6 +874,6 @@ async def test_a_new_session_stays_paused_while_a_case_is_open(
     other = await ActionSessionStart().run(dispatcher, tracker(sender="someone-else"), {})
     assert other == [SessionStarted(), ActionExecuted("action_listen")]
 
-    await close_case(common.database(), case["id"], await add_supervisor(), "other", "")
+    await close_case(context().database, case["id"], await add_supervisor(), "other", "")
     events = await ActionSessionStart().run(dispatcher, tracker(), {})
     assert events == [SessionStarted(), ActionExecuted("action_listen")]

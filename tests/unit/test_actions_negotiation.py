@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -23,25 +24,18 @@ from rasa_sdk.events import (
 )
 from rasa_sdk.executor import CollectingDispatcher
 
-from actions import common
-from actions.common import today_in_beijing
-from actions.negotiation import (
-    ActionCheckPromise,
-    ActionChoosePlan,
-    ActionConfirmAgreement,
-    ActionDeclineTerms,
-    ActionOfferPlans,
-    ActionReviseOffers,
-    ActionShowSchedule,
-    ValidateCircumstancesForm,
-    choose,
-    start_circumstances,
-)
-from bot.domain import policy as policy_module
-from bot.domain.policy import DEFAULT_POLICY_PATH
+from actions.agreement import ActionConfirmAgreement, ActionDeclineTerms
+from actions.circumstances import ValidateCircumstancesForm, start_circumstances
+from actions.context import context, use
+from actions.formatting import full_date
+from actions.offers import ActionChoosePlan, ActionOfferPlans, ActionReviseOffers, choose
+from actions.promise import ActionCheckPromise
+from actions.schedule import ActionShowSchedule
+from bot.domain.policy import DEFAULT_POLICY_PATH, load_policy
 from bot.store.identity import verify_identity
 from bot.store.migrate import upgrade
 from bot.store.seed import seed_demo
+from tests.support.actions import action_context
 
 SENDER = "conversation-negotiation"
 DOMAIN: dict[str, Any] = {
@@ -72,20 +66,15 @@ ZHANG_WEI = {
 
 
 @pytest.fixture
-def zhang_wei(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[int]:
+def zhang_wei(tmp_path: Path) -> Iterator[int]:
     """A seeded database in which this conversation has verified as 张伟; his debtor id."""
     url = f"sqlite+aiosqlite:///{tmp_path / 'bank.db'}"
-    monkeypatch.setenv("DATABASE_URL", url)
-    common.database.cache_clear()
-    policy_module.current_policy.cache_clear()
     upgrade(url)
-    asyncio.run(seed_demo(common.database()))
-    result = asyncio.run(verify_identity(common.database(), SENDER, "张伟", "1234", "13800138000"))
-    assert result.status == "verified"
-    yield int(result.debtor_id)  # type: ignore[arg-type]
-    asyncio.run(common.database().dispose())
-    common.database.cache_clear()
-    policy_module.current_policy.cache_clear()
+    with action_context(url) as ctx:
+        asyncio.run(seed_demo(ctx.database))
+        result = asyncio.run(verify_identity(ctx.database, SENDER, "张伟", "1234", "13800138000"))
+        assert result.status == "verified"
+        yield int(result.debtor_id)  # type: ignore[arg-type]
 
 
 def tracker(
@@ -118,7 +107,7 @@ def responses(dispatcher: CollectingDispatcher) -> list[str]:
 
 
 def _rows(table: str) -> list[dict[str, Any]]:
-    url = common.database().engine.url.set(drivername="sqlite")
+    url = context().database.engine.url.set(drivername="sqlite")
     engine = sa.create_engine(url, future=True)
     try:
         with engine.connect() as connection:
@@ -406,7 +395,7 @@ async def test_schedule_before_any_agreement(zhang_wei: int) -> None:
 
 async def test_a_promise_beyond_the_window_is_refused_with_the_last_day(zhang_wei: int) -> None:
     # 张伟 is 45 days overdue, beyond the promise window of the bundled policy.
-    far = (today_in_beijing() + timedelta(days=90)).isoformat()
+    far = (context().today() + timedelta(days=90)).isoformat()
     dispatcher = CollectingDispatcher()
     events = await ActionCheckPromise().run(
         dispatcher, tracker("", verified(zhang_wei, promise_date=far), active_loop=None), {}
@@ -418,7 +407,7 @@ async def test_a_promise_beyond_the_window_is_refused_with_the_last_day(zhang_we
 async def test_a_promise_in_parts_is_shown_and_recorded_as_two_payments(zhang_wei: int) -> None:
     """刘洋 (3,045.00): "明天先还一千，剩下的下周五前还清", confirmed, is one agreement of two."""
     liu_yang = await asyncio.to_thread(_verify_as, "刘洋", "8765", "13600136003")
-    today = today_in_beijing()
+    today = context().today()
     tomorrow = today + timedelta(days=1)
     friday = today + timedelta(days=7 + (4 - today.weekday()))
     text = "明天先还一千，剩下的下周五前还清"
@@ -442,8 +431,8 @@ async def test_a_promise_in_parts_is_shown_and_recorded_as_two_payments(zhang_we
     shown = dispatcher.messages[0]
     assert (shown["count"], shown["amount"], shown["remaining"]) == (2, "3,045.00", "0.00")
     assert shown["schedule"].splitlines() == [
-        f"1. {common.full_date(tomorrow)}  1,000.00",
-        f"2. {common.full_date(friday)}  2,045.00",
+        f"1. {full_date(tomorrow)}  1,000.00",
+        f"2. {full_date(friday)}  2,045.00",
     ]
     selected = events[0]["value"]
     assert selected["offer"]["schedule"] == [
@@ -496,20 +485,17 @@ def test_choosing_by_number_position_or_kind(
     assert (chosen or {}).get("plan") == plan
 
 
-async def test_a_second_policy_file_changes_the_offers(
-    zhang_wei: int, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+async def test_a_second_policy_file_changes_the_offers(zhang_wei: int, tmp_path: Path) -> None:
     data = yaml.safe_load(DEFAULT_POLICY_PATH.read_text(encoding="utf-8"))
     data["affordability"]["ratio"] = "0.50"
     data["fee_waiver"]["share"] = "1.00"
     second = tmp_path / "policy.yml"
     second.write_text(yaml.safe_dump(data, allow_unicode=True), encoding="utf-8")
-    monkeypatch.setenv("NEGOTIATION_POLICY", str(second))
-    policy_module.current_policy.cache_clear()
     slots = verified(zhang_wei, **{**ZHANG_WEI, "available_funds": "23000.00"})
-    events = await ActionOfferPlans().run(
-        CollectingDispatcher(), tracker(slots=slots, active_loop=None), {}
-    )
+    with use(replace(context(), policy=load_policy(second))):
+        events = await ActionOfferPlans().run(
+            CollectingDispatcher(), tracker(slots=slots, active_loop=None), {}
+        )
     offers = [(o["plan"], o["months"], o["total_payable"]) for o in events[0]["value"]]
     # 750 a month affordable instead of 1050, and the whole 700 of fees waived.
     assert offers == [("fee_waiver", 1, "22860.00"), ("personalized_installment", 32, "23560.00")]
@@ -582,7 +568,7 @@ async def test_distress_in_the_form_is_never_taken_as_an_answer(zhang_wei: int) 
 
 
 def _verify_as(name: str, id_last4: str, mobile: str) -> int:
-    result = asyncio.run(verify_identity(common.database(), SENDER, name, id_last4, mobile))
+    result = asyncio.run(verify_identity(context().database, SENDER, name, id_last4, mobile))
     assert result.status == "verified"
     return int(result.debtor_id)  # type: ignore[arg-type]
 

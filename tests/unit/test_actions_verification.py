@@ -18,18 +18,12 @@ from rasa_sdk.events import (
 )
 from rasa_sdk.executor import CollectingDispatcher
 
-from actions import common
 from actions.account import ActionAccountStatus
-from actions.verification import (
-    ActionStartVerification,
-    ActionVerifyIdentity,
-    ValidateVerificationForm,
-    last4_from,
-    mobile_from,
-    name_from,
-)
+from actions.routing import ActionStartVerification, ActionVerifyIdentity
+from actions.verification import ValidateVerificationForm, last4_from, mobile_from, name_from
 from bot.store.migrate import upgrade
 from bot.store.seed import seed_demo
+from tests.support.actions import action_context
 
 DOMAIN: dict[str, Any] = {
     "forms": {"verification_form": {"required_slots": ["debtor_name", "id_last4", "phone"]}},
@@ -41,15 +35,12 @@ DOMAIN: dict[str, Any] = {
 
 
 @pytest.fixture
-def seeded_database(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+def seeded_database(tmp_path: Path) -> Iterator[str]:
     url = f"sqlite+aiosqlite:///{tmp_path / 'bank.db'}"
-    monkeypatch.setenv("DATABASE_URL", url)
-    common.database.cache_clear()
     upgrade(url)
-    asyncio.run(seed_demo(common.database()))
-    yield url
-    asyncio.run(common.database().dispose())
-    common.database.cache_clear()
+    with action_context(url) as ctx:
+        asyncio.run(seed_demo(ctx.database))
+        yield url
 
 
 def tracker(

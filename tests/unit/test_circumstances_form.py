@@ -20,7 +20,8 @@ from hypothesis import strategies as st
 from rasa_sdk import Tracker
 from rasa_sdk.executor import CollectingDispatcher
 
-from actions.negotiation import FORM, ValidateCircumstancesForm
+from actions.circumstances import ValidateCircumstancesForm
+from actions.slots import FORM
 
 REQUIRED = [
     "monthly_income",

@@ -30,10 +30,13 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
 from bot.console import __main__ as cli
-from bot.console.app import CONSOLE, create_app
-from bot.store import audit, handoff, staff
+from bot.console.app import create_app
+from bot.console.state import CONSOLE
+from bot.console.texts import CASE_ERRORS
+from bot.store import audit, resume, staff
 from bot.store.engine import REPO_ROOT, Database
 from bot.store.models import CollectionsReferral, HandoffCase, StaffMember
+from bot.store.worklist import CASE_ERROR_CODES
 from tests.unit.test_staff import cheap_argon2
 from tests.unit.test_transcript import bot_event, make_tracker_db, user_event
 
@@ -674,7 +677,7 @@ async def test_close_resumes_the_assistant(console: Console) -> None:
 
 async def awaiting(db: Database) -> list[int]:
     since = datetime.now(timezone.utc) - timedelta(hours=1)
-    return [case.id for case in await handoff.awaiting_resume(db, since)]
+    return [case.id for case in await resume.awaiting_resume(db, since)]
 
 
 async def test_a_failed_resume_keeps_the_case_closed_warns_and_is_retried(
@@ -752,7 +755,7 @@ async def test_two_consoles_resuming_one_conversation_resume_it_once(
     rasa.fail, rasa.delay = False, 0.3
     other_server, other_app = await start_console(console.db, rasa, url)
     try:
-        (case,) = await handoff.awaiting_resume(console.db, T0 - timedelta(days=3650))
+        (case,) = await resume.awaiting_resume(console.db, T0 - timedelta(days=3650))
         first, second = await asyncio.gather(
             console.app[CONSOLE].resume(case), other_app[CONSOLE].resume(case)
         )
@@ -1045,3 +1048,8 @@ async def test_sessions_signed_with_another_key_are_ignored(
         assert response.status == 401
     finally:
         await client.close()
+
+
+def test_every_refusal_of_the_store_has_a_text_for_staff() -> None:
+    assert set(CASE_ERRORS) == set(CASE_ERROR_CODES)
+    assert all(CASE_ERRORS.values())

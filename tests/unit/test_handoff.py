@@ -1,11 +1,12 @@
-"""Handoff cases and collections referrals (`bot.store.handoff`), on SQLite and PostgreSQL."""
+"""Handoff cases (`bot.store.cases`), the dispute holds they put (`bot.store.holds`) and
+collections referrals (`bot.store.referrals`), on SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
 import asyncio
 import json
 import re
-from datetime import date, datetime, time, timedelta, timezone
+from datetime import date, datetime, timedelta, timezone
 from decimal import Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -14,25 +15,18 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.domain.policy import DEFAULT_POLICY_PATH, StaffHours, load_policy
+from bot.domain.policy import DEFAULT_POLICY_PATH, load_policy
 from bot.store import audit
-from bot.store.engine import Database
-from bot.store.handoff import (
-    CaseError,
+from bot.store.cases import (
     OpenedCase,
-    acknowledge_referral,
     claim_case,
     close_case,
-    complaint_category,
     get_case,
-    next_staff_opening,
     open_case,
     open_case_of,
     queue,
-    refer_to_collections,
-    referrals,
-    should_refer_when_negotiator_declined,
 )
+from bot.store.engine import Database
 from bot.store.models import (
     Account,
     Agreement,
@@ -41,6 +35,8 @@ from bot.store.models import (
     HandoffCase,
     StaffMember,
 )
+from bot.store.referrals import acknowledge_referral, refer_to_collections, referrals
+from bot.store.worklist import CaseError
 
 ESCALATION = load_policy(DEFAULT_POLICY_PATH).escalation
 BEIJING = ZoneInfo("Asia/Shanghai")
@@ -383,11 +379,11 @@ async def test_claim_gives_a_waiting_case_to_one_staff_member(db: Database) -> N
     assert (view.status, view.staff_id, view.staff_name) == ("claimed", alice.id, "alice 的名字")
     assert view.claimed_at is not None
     assert abs(view.claimed_at - datetime.now(timezone.utc)) < timedelta(minutes=1)
-    with pytest.raises(CaseError):
+    with pytest.raises(CaseError, match="^claim_lost"):
         await claim_case(db, opened.id, bob)
-    with pytest.raises(CaseError):
+    with pytest.raises(CaseError, match="^claim_lost"):
         await claim_case(db, opened.id, alice)
-    with pytest.raises(CaseError):
+    with pytest.raises(CaseError, match="^claim_lost"):
         await claim_case(db, opened.id + 1000, alice)
     after = await get_case(db, opened.id)
     assert after is not None
@@ -415,6 +411,7 @@ async def test_two_concurrent_claims_one_wins(db: Database) -> None:
     losses = [r for r in results if isinstance(r, BaseException)]
     assert len(wins) == 1 and len(losses) == 1
     assert isinstance(losses[0], CaseError)
+    assert losses[0].code == "claim_lost"
     view = await get_case(db, opened.id)
     assert view is not None
     assert view.status == "claimed"
@@ -439,6 +436,7 @@ async def test_two_concurrent_closes_one_takes_effect(db: Database) -> None:
     losses = [r for r in results if isinstance(r, BaseException)]
     assert len(wins) == 1 and len(losses) == 1
     assert isinstance(losses[0], CaseError)
+    assert losses[0].code == "closed_or_absent"
     view = await get_case(db, opened.id)
     assert view is not None
     assert (view.outcome, view.note) == (wins[0].outcome, wins[0].note)
@@ -450,9 +448,9 @@ async def test_the_holder_closes_a_case(db: Database) -> None:
     bob = await add_staff(db, "bob")
     opened = await open_simple(db, "c-close")
     claimed = await claim_case(db, opened.id, alice)
-    with pytest.raises(CaseError):
+    with pytest.raises(CaseError, match="^not_holder"):
         await close_case(db, opened.id, bob, "other", "不是我的案件")
-    with pytest.raises(CaseError):
+    with pytest.raises(CaseError, match="^unknown_outcome"):
         await close_case(db, opened.id, alice, "made_up_outcome", "")
     view = await close_case(db, opened.id, alice, "promise_to_pay", "承诺月底还款")
     assert (view.status, view.outcome, view.note) == ("closed", "promise_to_pay", "承诺月底还款")
@@ -460,7 +458,7 @@ async def test_the_holder_closes_a_case(db: Database) -> None:
     assert view.closed_at is not None
     assert abs(view.closed_at - datetime.now(timezone.utc)) < timedelta(minutes=1)
     assert view.to_dict()["closed_at"] == view.closed_at.isoformat()
-    with pytest.raises(CaseError):
+    with pytest.raises(CaseError, match="^closed_or_absent"):
         await close_case(db, opened.id, alice, "other", "again")
     entries = await audit.entries(db, conversation_id="c-close")
     assert [(e.actor, e.action) for e in entries] == [
@@ -485,11 +483,11 @@ async def test_the_holder_closes_a_case(db: Database) -> None:
 async def test_a_negotiator_cannot_close_a_waiting_case(db: Database) -> None:
     alice = await add_staff(db, "alice")
     opened = await open_simple(db, "c-waiting")
-    with pytest.raises(CaseError):
+    with pytest.raises(CaseError, match="^not_holder"):
         await close_case(db, opened.id, alice, "other", "")
     view = await get_case(db, opened.id)
     assert view is not None and view.status == "waiting"
-    with pytest.raises(CaseError):
+    with pytest.raises(CaseError, match="^closed_or_absent"):
         await close_case(db, opened.id + 1000, alice, "other", "")
 
 
@@ -702,9 +700,9 @@ async def test_referral_to_collections_once_per_conversation(db: Database) -> No
 
     boss = await add_staff(db, "boss", "supervisor")
     await acknowledge_referral(db, first_id, boss)
-    with pytest.raises(CaseError):
+    with pytest.raises(CaseError, match="^referral_handled"):
         await acknowledge_referral(db, first_id, boss)
-    with pytest.raises(CaseError):
+    with pytest.raises(CaseError, match="^referral_handled"):
         await acknowledge_referral(db, first_id + 1000, boss)
     listed = await referrals(db)
     # Queued ones first, though the acknowledged one is older.
@@ -802,119 +800,6 @@ async def test_queued_referrals_are_listed_newest_first(db: Database) -> None:
         references[2],
         references[0],
     ]
-
-
-# --- staff hours ---------------------------------------------------------------------------
-
-UTC = timezone.utc
-
-
-def bj(year: int, month: int, day: int, hour: int, minute: int, second: int = 0) -> datetime:
-    """A time in Beijing."""
-    return datetime(year, month, day, hour, minute, second, tzinfo=BEIJING)
-
-
-# 2026-03-02 is a Monday; 2026-03-07 a Saturday; 2026-03-08 a Sunday.
-@pytest.mark.parametrize(
-    ("now", "expected"),
-    [
-        (bj(2026, 3, 2, 9, 0), None),  # opening minute
-        (bj(2026, 3, 2, 14, 30), None),
-        (bj(2026, 3, 2, 20, 59, 59), None),
-        (datetime(2026, 3, 2, 6, 0, tzinfo=UTC), None),  # 14:00 in Beijing
-        (bj(2026, 3, 7, 12, 0), None),  # Saturdays are working days
-        (bj(2026, 3, 3, 8, 59), bj(2026, 3, 3, 9, 0)),  # before opening: that day
-        (bj(2026, 3, 3, 0, 0), bj(2026, 3, 3, 9, 0)),
-        (bj(2026, 3, 3, 21, 0), bj(2026, 3, 4, 9, 0)),  # closing minute: next day
-        (bj(2026, 3, 3, 23, 30), bj(2026, 3, 4, 9, 0)),
-        (bj(2026, 3, 7, 21, 0), bj(2026, 3, 9, 9, 0)),  # Saturday evening: Monday
-        (bj(2026, 3, 8, 8, 0), bj(2026, 3, 9, 9, 0)),  # Sunday morning
-        (bj(2026, 3, 8, 12, 0), bj(2026, 3, 9, 9, 0)),  # Sunday at noon
-        # In UTC: Tuesday 23:30 UTC is Wednesday 07:30 in Beijing.
-        (datetime(2026, 3, 3, 23, 30, tzinfo=UTC), bj(2026, 3, 4, 9, 0)),
-        # Sunday 16:00 UTC is Monday 00:00 in Beijing.
-        (datetime(2026, 3, 8, 16, 0, tzinfo=UTC), bj(2026, 3, 9, 9, 0)),
-        # Saturday 13:00 UTC is Saturday 21:00 in Beijing.
-        (datetime(2026, 3, 7, 13, 0, tzinfo=UTC), bj(2026, 3, 9, 9, 0)),
-        # Monday 00:59 UTC is 08:59 in Beijing.
-        (datetime(2026, 3, 9, 0, 59, tzinfo=UTC), bj(2026, 3, 9, 9, 0)),
-    ],
-)
-def test_next_staff_opening(now: datetime, expected: datetime | None) -> None:
-    opening = next_staff_opening(now, ESCALATION.staff_hours)
-    assert opening == expected
-    if expected is not None:
-        assert opening is not None
-        assert opening.utcoffset() == timedelta(hours=8)
-        assert (opening.date(), opening.time()) == (expected.date(), expected.time())
-
-
-def test_the_bundled_staff_hours() -> None:
-    hours = ESCALATION.staff_hours
-    assert (tuple(hours.weekdays), hours.opens, hours.closes) == (
-        (1, 2, 3, 4, 5, 6),
-        time(9, 0),
-        time(21, 0),
-    )
-
-
-def test_next_staff_opening_with_other_hours() -> None:
-    weekdays_only = StaffHours(weekdays=(1, 2, 3, 4, 5), opens=time(8, 30), closes=time(17, 0))
-    # Friday 17:00 -> Monday 08:30.
-    assert next_staff_opening(bj(2026, 3, 6, 17, 0), weekdays_only) == bj(2026, 3, 9, 8, 30)
-    # Only Wednesdays: a Wednesday evening waits a week.
-    wednesdays = StaffHours(weekdays=(3,), opens=time(10, 0), closes=time(12, 0))
-    assert next_staff_opening(bj(2026, 3, 4, 12, 0), wednesdays) == bj(2026, 3, 11, 10, 0)
-    assert next_staff_opening(bj(2026, 3, 4, 11, 0), wednesdays) is None
-
-
-# --- policy helpers ------------------------------------------------------------------------
-
-
-@pytest.mark.parametrize(
-    ("text", "category"),
-    [
-        ("催收员天天打电话骚扰我家人，我要投诉", "collection_conduct"),
-        ("你们爆通讯录", "collection_conduct"),
-        ("乱收费，罚息太高了", "fees"),
-        ("手续费不合理", "fees"),
-        ("我的个人资料被泄露了", "privacy"),
-        ("客服态度太差", "service"),
-        ("我要投诉", "other"),
-        ("", "other"),
-    ],
-)
-def test_complaint_category(text: str, category: str) -> None:
-    assert complaint_category(text, ESCALATION) == category
-
-
-def test_every_policy_word_maps_to_its_category() -> None:
-    categories = ESCALATION.complaint_categories
-    for category, words in categories.items():
-        for word in words:
-            # The first category with a word in the text wins.
-            first = next(c for c, ws in categories.items() if any(w in word for w in ws))
-            assert complaint_category(f"我要投诉：{word}", ESCALATION) == first, word
-            assert first == category or list(categories).index(first) < list(categories).index(
-                category
-            )
-
-
-@pytest.mark.parametrize(
-    ("days", "broken", "refer"),
-    [
-        (180, 1, True),
-        (179, 1, False),
-        (180, 0, False),
-        (179, 5, False),
-        (720, 3, True),
-        (0, 0, False),
-    ],
-)
-def test_should_refer_when_negotiator_declined(days: int, broken: int, refer: bool) -> None:
-    rule = ESCALATION.refer_when_negotiator_declined
-    assert (rule.min_days_past_due, rule.min_broken_plans) == (180, 1)
-    assert should_refer_when_negotiator_declined(days, broken, ESCALATION) is refer
 
 
 async def test_two_concurrent_referrals_of_a_conversation_make_one(

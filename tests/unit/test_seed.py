@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
+from bot.domain.vocabulary import PRODUCTS
 from bot.store.__main__ import main
 from bot.store.engine import Database
 from bot.store.identity import (
@@ -19,7 +20,7 @@ from bot.store.identity import (
     normalize_mobile,
     normalize_name,
 )
-from bot.store.models import PRODUCTS, Account, Debtor
+from bot.store.models import Account, Debtor
 from bot.store.seed import (
     DEMO_DEBTORS,
     DEMO_MOBILES,

@@ -13,9 +13,11 @@ import pytest
 import sqlalchemy as sa
 from argon2 import PasswordHasher
 
+from bot.console.texts import STAFF_ERRORS, staff_error
 from bot.store import audit, staff
 from bot.store.engine import Database
 from bot.store.models import SignInFailure, StaffMember, utcnow
+from bot.store.staff import StaffInputError
 from tests.unit.test_db_models import table_text
 
 PASSWORD = "correct horse battery"
@@ -57,20 +59,20 @@ async def test_create_staff_stores_an_argon2_hash_never_the_password(db: Databas
 @pytest.mark.parametrize(
     ("username", "name", "password", "role", "message"),
     [
-        ("Li", "李娜", PASSWORD, "negotiator", "用户名"),
-        ("a", "李娜", PASSWORD, "negotiator", "用户名"),
-        ("li na", "李娜", PASSWORD, "negotiator", "用户名"),
-        ("x" * 65, "李娜", PASSWORD, "negotiator", "用户名"),
-        ("lina", "李娜", "short", "negotiator", "密码至少"),
-        ("lina", "李娜", "123456789", "negotiator", "密码至少"),
-        ("lina", "  ", PASSWORD, "negotiator", "显示名"),
-        ("lina", "李娜", PASSWORD, "admin", "角色"),
+        ("Li", "李娜", PASSWORD, "negotiator", "bad_username"),
+        ("a", "李娜", PASSWORD, "negotiator", "bad_username"),
+        ("li na", "李娜", PASSWORD, "negotiator", "bad_username"),
+        ("x" * 65, "李娜", PASSWORD, "negotiator", "bad_username"),
+        ("lina", "李娜", "short", "negotiator", "password_too_short"),
+        ("lina", "李娜", "123456789", "negotiator", "password_too_short"),
+        ("lina", "  ", PASSWORD, "negotiator", "bad_display_name"),
+        ("lina", "李娜", PASSWORD, "admin", "unknown_role"),
     ],
 )
 async def test_create_staff_refuses_bad_input(
     db: Database, username: str, name: str, password: str, role: str, message: str
 ) -> None:
-    with pytest.raises(ValueError, match=message):
+    with pytest.raises(StaffInputError, match=f"^{message}$"):
         await staff.create_staff(db, username, name, password, role)
     async with db.session() as session:
         assert (await session.execute(sa.select(sa.func.count(StaffMember.id)))).scalar() == 0
@@ -78,7 +80,7 @@ async def test_create_staff_refuses_bad_input(
 
 async def test_create_staff_refuses_a_taken_username(db: Database) -> None:
     await staff.create_staff(db, "lina", "李娜", PASSWORD, "negotiator")
-    with pytest.raises(ValueError, match="已存在"):
+    with pytest.raises(StaffInputError, match="^username_taken$"):
         await staff.create_staff(db, "lina", "另一个李娜", PASSWORD, "supervisor")
 
 
@@ -177,11 +179,38 @@ async def test_set_password_replaces_the_hash(db: Database) -> None:
     await staff.set_password(db, "lina", "another long password")
     assert await staff.authenticate(db, "lina", PASSWORD, "10.0.0.1") is None
     assert await staff.authenticate(db, "lina", "another long password", "10.0.0.1") is not None
-    with pytest.raises(ValueError, match="不存在"):
+    with pytest.raises(StaffInputError, match="^unknown_username$"):
         await staff.set_password(db, "nobody", "another long password")
-    with pytest.raises(ValueError, match="密码至少"):
+    with pytest.raises(StaffInputError, match="^password_too_short$"):
         await staff.set_password(db, "lina", "short")
 
 
 def test_real_parameters_are_argon2id() -> None:
     assert staff.PasswordHasher().hash("x" * 10).startswith("$argon2id$v=19$m=65536,t=3")
+
+
+@pytest.mark.parametrize(
+    ("error", "sentence"),
+    [
+        (StaffInputError("bad_username"), "用户名须为 2-64 个小写字母、数字、下划线、点或连字符"),
+        (StaffInputError("password_too_short", length=12), "密码至少需要 12 个字符"),
+        (
+            StaffInputError("unknown_role", roles=("negotiator", "supervisor")),
+            "角色须为 negotiator 或 supervisor",
+        ),
+        (StaffInputError("username_taken", username="lina"), "用户名 lina 已存在"),
+        (StaffInputError("unknown_username", username="nobody"), "用户名 nobody 不存在"),
+    ],
+)
+def test_the_console_words_each_refusal(error: StaffInputError, sentence: str) -> None:
+    assert staff_error(error) == sentence
+
+
+def test_every_refusal_code_has_a_sentence() -> None:
+    import re
+
+    from bot.store import staff as module
+
+    source = open(module.__file__, encoding="utf-8").read()
+    codes = set(re.findall(r'StaffInputError\("([a-z_]+)"', source))
+    assert codes and codes <= set(STAFF_ERRORS)
