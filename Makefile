@@ -18,7 +18,7 @@ export PYTHONWARNINGS ?= ignore::DeprecationWarning
 N ?= 2
 M ?= 2
 
-.PHONY: help install train run cluster shell console-user test lint format unit validate nlu-test nlu-crossval core-test e2e cluster-test deploy-check browser bench clean
+.PHONY: help install train run cluster shell console-user test lint format unit integration validate nlu-test nlu-crossval core-test e2e cluster-test deploy-check browser bench clean
 
 help:
 	@echo "make run    install (first time), train if needed, start the assistant"
@@ -80,8 +80,13 @@ format: $(INSTALLED)
 	$(VENV)/bin/ruff check --fix .
 	$(VENV)/bin/ruff format .
 
+# What a developer runs on a laptop: no PostgreSQL, Redis or RabbitMQ needed.
 unit: $(INSTALLED)
-	$(PY) -m pytest -m "not e2e and not cluster" -q
+	$(PY) -m pytest tests/unit -q
+
+# What needs PostgreSQL, Redis or RabbitMQ (SQLite as well, where both are supported).
+integration: $(INSTALLED)
+	$(PY) -m pytest tests/integration -q
 
 # The deployment files under deploy/ (compose, nginx, Dockerfile, Helm values), offline.
 deploy-check:
@@ -111,14 +116,17 @@ core-test: $(MODEL)
 	$(RASA) test core --model $(MODEL) --stories tests/stories --out results/core --fail-on-prediction-errors
 
 e2e: $(MODEL)
-	$(PY) -m pytest -m e2e -q
+	$(PY) -m pytest tests/e2e -m e2e -q --durations=15
 
 # Two Rasa servers, two action servers and two consoles behind nginx, on
 # PostgreSQL, Redis and RabbitMQ (the scale profile).
 cluster-test: $(MODEL)
-	$(PY) -m pytest -m cluster -q
+	$(PY) -m pytest tests/cluster -m cluster -q --durations=8
 
-test: lint deploy-check unit validate train nlu-test core-test e2e cluster-test
+# Every stage in order, each timed (`.ci/stages` prints the table at the end).
+STAGES := lint deploy-check unit integration validate train nlu-test core-test e2e cluster-test
+test: $(INSTALLED)
+	.ci/stages $(STAGES)
 
 bench: $(MODEL)
 	$(PY) -m bot.tools.bench

@@ -25,8 +25,8 @@ import pytest
 
 from bot.domain.conduct import conduct_problems
 from bot.tools.cluster import Cluster, ClusterConfig, drop_database, scale_env
-from tests.e2e.wechat_fake import FakeInThread, FakeWeChatApi
-from tests.e2e.wechat_fake import stack_env as wechat_stack_env
+from tests.support.wechat_fake import FakeInThread, FakeWeChatApi
+from tests.support.wechat_fake import stack_env as wechat_stack_env
 
 POSTGRES_URL = os.environ.get("E2E_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432")
 API_TOKEN = uuid.uuid4().hex

@@ -34,7 +34,7 @@ from tests.cluster.conftest import (
     stored_events,
     turns_of,
 )
-from tests.e2e.wechat_fake import (
+from tests.support.wechat_fake import (
     FakeWeChatApi,
     WeChatClient,
     http_transport,

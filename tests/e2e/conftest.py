@@ -27,7 +27,7 @@ from bot.domain.conduct import conduct_problems
 from bot.store.engine import Database, sync_url
 from bot.store.models import StaffMember
 from bot.tools.stack import ROOT, Stack, StackConfig
-from tests.e2e.wechat_fake import stack_env as wechat_stack_env
+from tests.support.wechat_fake import stack_env as wechat_stack_env
 
 POSTGRES_URL = os.environ.get("E2E_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432")
 BACKENDS = os.environ.get("E2E_DATABASES", "sqlite,postgresql").split(",")

@@ -8,7 +8,7 @@ import re
 import aiohttp
 import pytest
 
-from tests.e2e.conversations import FORBIDDEN_EVERYWHERE, reply_text
+from tests.support.conversations import FORBIDDEN_EVERYWHERE, reply_text
 
 pytestmark = pytest.mark.e2e
 

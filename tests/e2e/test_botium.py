@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 
 from bot.domain.conduct import conduct_problems
-from tests.e2e.conversations import FORBIDDEN_EVERYWHERE
+from tests.support.conversations import FORBIDDEN_EVERYWHERE
 
 pytestmark = [pytest.mark.e2e, pytest.mark.dialogue]
 

@@ -24,9 +24,9 @@ from selenium.webdriver.support.ui import Select
 
 from bot.store import staff
 from bot.store.engine import Database
-from tests.e2e.browser import RESULTS, chromium, eventually
 from tests.e2e.conftest import RestClient, handoff_cases, staff_messages
-from tests.e2e.conversations import reply_text
+from tests.support.browser import RESULTS, chromium, eventually
+from tests.support.conversations import reply_text
 
 pytestmark = pytest.mark.e2e
 

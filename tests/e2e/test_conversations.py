@@ -4,7 +4,13 @@ from __future__ import annotations
 
 import pytest
 
-from tests.e2e.conversations import Conversation, check_turn, format_failure, load_all, reply_text
+from tests.support.conversations import (
+    Conversation,
+    check_turn,
+    format_failure,
+    load_all,
+    reply_text,
+)
 
 pytestmark = [pytest.mark.e2e, pytest.mark.dialogue]
 

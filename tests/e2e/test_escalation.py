@@ -29,7 +29,7 @@ from tests.e2e.conftest import (
     staff_reply,
     tracker_of,
 )
-from tests.e2e.conversations import CONVERSATIONS_DIR, play, reply_text
+from tests.support.conversations import CONVERSATIONS_DIR, play, reply_text
 
 pytestmark = pytest.mark.e2e
 

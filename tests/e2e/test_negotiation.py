@@ -27,11 +27,11 @@ from bot.domain.policy import load_policy
 from bot.store.engine import sync_url
 from bot.tools.stack import Stack, StackConfig
 from tests.e2e.conftest import RestClient, handoff_cases
-from tests.e2e.conversations import (
+from tests.support.conversations import (
     CONVERSATIONS_DIR,
     reply_text,
 )
-from tests.e2e.conversations import (
+from tests.support.conversations import (
     play as play_file,
 )
 

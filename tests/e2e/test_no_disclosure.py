@@ -7,7 +7,7 @@ from decimal import Decimal
 import pytest
 
 from bot.store.seed import DEMO_DEBTORS
-from tests.e2e.conversations import reply_text
+from tests.support.conversations import reply_text
 
 pytestmark = pytest.mark.e2e
 

@@ -15,7 +15,7 @@ import sqlalchemy as sa
 
 from bot.store.engine import sync_url
 from tests.e2e.conftest import RestClient
-from tests.e2e.conversations import CONVERSATIONS_DIR, play
+from tests.support.conversations import CONVERSATIONS_DIR, play
 
 pytestmark = pytest.mark.e2e
 

@@ -20,7 +20,7 @@ from tests.e2e.conftest import (
     resume,
     tracker_of,
 )
-from tests.e2e.conversations import reply_text
+from tests.support.conversations import reply_text
 
 pytestmark = pytest.mark.e2e
 

@@ -6,7 +6,7 @@ import aiohttp
 import pytest
 
 from tests.e2e.conftest import API_TOKEN
-from tests.e2e.conversations import reply_text
+from tests.support.conversations import reply_text
 
 pytestmark = pytest.mark.e2e
 

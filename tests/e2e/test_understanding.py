@@ -14,8 +14,8 @@ import json
 import pytest
 
 from tests.e2e.conftest import RestClient, handoff_cases
-from tests.e2e.conversations import CONVERSATIONS_DIR, play, reply_text
 from tests.e2e.test_escalation import only_case, referrals
+from tests.support.conversations import CONVERSATIONS_DIR, play, reply_text
 
 pytestmark = pytest.mark.e2e
 

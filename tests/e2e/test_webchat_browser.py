@@ -28,8 +28,8 @@ from selenium.webdriver.remote.webelement import WebElement
 
 from bot.domain.conduct import conduct_problems
 from bot.tools.stack import ROOT
-from tests.e2e.browser import RESULTS, chromium, eventually
 from tests.e2e.conftest import staff_reply
+from tests.support.browser import RESULTS, chromium, eventually
 
 pytestmark = pytest.mark.e2e
 

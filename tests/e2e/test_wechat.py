@@ -1,6 +1,6 @@
 """The WeChat official-account channel against the running stack.
 
-The stack is started with the WeChat settings of `tests.e2e.wechat_fake`
+The stack is started with the WeChat settings of `tests.support.wechat_fake`
 (safe mode, API base pointing at the fake WeChat server this module starts on
 `E2E_WECHAT_PORT`, default 15099). WeChat is played by `WeChatClient`: every
 message is signed and encrypted as WeChat does, and every passive reply is
@@ -25,8 +25,8 @@ import pytest
 from bot.domain.conduct import conduct_problems
 from bot.tools.stack import ROOT
 from tests.e2e.conftest import handoff_cases, query, staff_reply, tracker_of
-from tests.e2e.conversations import CONVERSATIONS_DIR, check_turn, load
-from tests.e2e.wechat_fake import (
+from tests.support.conversations import CONVERSATIONS_DIR, check_turn, load
+from tests.support.wechat_fake import (
     FAKE_PORT,
     FakeInThread,
     FakeWeChatApi,

@@ -7,7 +7,7 @@ from pathlib import Path
 from bot.tools.bench import Result, percentile, report
 from bot.tools.nlu_report import evaluation_of, held_out_texts, weakest
 from bot.tools.nlu_report import main as nlu_report_main
-from tests.e2e.conversations import Turn, check_turn
+from tests.support.conversations import Turn, check_turn
 
 
 def test_percentile_is_nearest_rank() -> None:

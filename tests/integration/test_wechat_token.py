@@ -23,7 +23,7 @@ from redis.exceptions import RedisError
 
 from bot.rasa_ext.channels.wechat_api import TOKEN_MARGIN, WeChatApi
 from bot.rasa_ext.channels.wechat_store import MemoryStore, SharedStore, SharedStoreUnavailable
-from tests.e2e.wechat_fake import APP_SECRET, FakeWeChatApi
+from tests.support.wechat_fake import APP_SECRET, FakeWeChatApi
 
 REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 UNREACHABLE = "redis://127.0.0.1:1/0"

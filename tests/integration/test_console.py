@@ -37,8 +37,8 @@ from bot.store import audit, resume, staff
 from bot.store.engine import REPO_ROOT, Database
 from bot.store.models import CollectionsReferral, HandoffCase, StaffMember
 from bot.store.worklist import CASE_ERROR_CODES
-from tests.unit.test_staff import cheap_argon2
-from tests.unit.test_transcript import bot_event, make_tracker_db, user_event
+from tests.support.staff import cheap_argon2
+from tests.support.tracker_events import bot_event, make_tracker_db, user_event
 
 PASSWORD = "correct horse battery"
 RASA_TOKEN = "rasa-secret-token"

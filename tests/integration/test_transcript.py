@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import sqlite3
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -15,42 +14,15 @@ import pytest
 from sqlalchemy.engine import make_url
 
 from bot.store import transcript
-from tests.unit.test_db_models import POSTGRES_URL
-
-T0 = datetime(2025, 6, 1, 2, 30, tzinfo=timezone.utc).timestamp()
-
-#: Rasa's `events` table as its SQL tracker store creates it.
-EVENTS_DDL = """
-CREATE TABLE events (
-    id INTEGER NOT NULL PRIMARY KEY,
-    sender_id VARCHAR(255) NOT NULL,
-    type_name VARCHAR(255) NOT NULL,
-    timestamp FLOAT,
-    intent_name VARCHAR(255),
-    action_name VARCHAR(255),
-    data TEXT
+from tests.support.database import POSTGRES_URL
+from tests.support.tracker_events import (
+    EVENTS_DDL,
+    T0,
+    bot_event,
+    make_tracker_db,
+    user_event,
+    write_events,
 )
-"""
-
-
-def user_event(text: str) -> dict[str, Any]:
-    return {
-        "event": "user",
-        "text": text,
-        "parse_data": {"intent": {"name": "inform", "confidence": 0.9}, "entities": []},
-        "input_channel": "rest",
-        "metadata": {},
-    }
-
-
-def bot_event(
-    text: str | None, metadata: dict[str, Any] | None = None, buttons: list[str] | None = None
-) -> dict[str, Any]:
-    data: dict[str, Any] = {"elements": None, "quick_replies": None, "buttons": None}
-    if buttons:
-        data["buttons"] = [{"title": title, "payload": f"/{i}"} for i, title in enumerate(buttons)]
-    return {"event": "bot", "text": text, "data": data, "metadata": metadata or {}}
-
 
 #: (sender_id, type_name, seconds after T0, data) in insertion order.
 ROWS: list[tuple[str, str, float, dict[str, Any]]] = [
@@ -65,42 +37,6 @@ ROWS: list[tuple[str, str, float, dict[str, Any]]] = [
     ("conv-1", "bot", 7, bot_event(None)),
     ("conv-1", "user", 8, user_event("<script>alert(1)</script>")),
 ]
-
-
-INSERT = (
-    "INSERT INTO events (sender_id, type_name, timestamp, intent_name, action_name, data)"
-    " VALUES (?, ?, ?, ?, ?, ?)"
-)
-
-
-def write_events(connection: Any, rows: list[tuple[str, str, float, dict[str, Any]]]) -> None:
-    """Insert events (any DB-API connection with `%s` or `?` placeholders)."""
-    sql = INSERT if isinstance(connection, sqlite3.Connection) else INSERT.replace("?", "%s")
-    cursor = connection.cursor()
-    for sender, type_name, offset, data in rows:
-        cursor.execute(
-            sql,
-            (
-                sender,
-                type_name,
-                T0 + offset,
-                data.get("parse_data", {}).get("intent", {}).get("name"),
-                data.get("name"),
-                json.dumps(data, ensure_ascii=False),
-            ),
-        )
-    connection.commit()
-
-
-def make_tracker_db(path: Path, rows: list[tuple[str, str, float, dict[str, Any]]]) -> Path:
-    """A SQLite tracker database at `path` holding `rows`."""
-    connection = sqlite3.connect(path)
-    try:
-        connection.execute(EVENTS_DDL)
-        write_events(connection, rows)
-    finally:
-        connection.close()
-    return path
 
 
 @pytest.fixture

@@ -1,7 +1,7 @@
 """The WeChat channel's webhook, served by Sanic with a stub in place of Rasa.
 
 The channel's blueprint is registered on a Sanic app the way Rasa registers
-input channels; WeChat is played by `tests.e2e.wechat_fake.WeChatClient` and
+input channels; WeChat is played by `tests.support.wechat_fake.WeChatClient` and
 the WeChat server API by `FakeWeChatApi`. The de-duplication store is the local
 Redis when it runs (keys are per test: each test has its own app id), else the
 in-process fallback. The scale profile's tests (`BOT_PROFILE=scale`) need the
@@ -43,7 +43,7 @@ from bot.rasa_ext.channels.wechat_text import (
     split_text,
     utf8_size,
 )
-from tests.e2e.wechat_fake import (
+from tests.support.wechat_fake import (
     AES_KEY,
     APP_SECRET,
     TOKEN,

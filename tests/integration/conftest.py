@@ -9,7 +9,7 @@ import pytest
 
 from bot.store.engine import Database
 from bot.store.seed import seed_demo
-from tests.unit.test_db_models import BACKENDS, cheap_hashing, migrated_url
+from tests.support.database import BACKENDS, cheap_hashing, migrated_url
 
 
 @pytest.fixture(params=BACKENDS)

@@ -31,7 +31,7 @@ from bot.store.identity import (
     verify_identity,
 )
 from bot.store.models import Debtor, VerificationAttempt, VerificationLock
-from tests.unit.test_db_models import T0
+from tests.support.database import T0
 
 ZHANG = ("张伟", "1234", "13800138000")
 LI = ("李娜", "5678", "13900139001")

@@ -30,7 +30,7 @@ from bot.store.seed import (
     seed_synthetic,
     synthetic_debtors,
 )
-from tests.unit.test_db_models import BACKENDS, cheap_hashing, migrated_url, table_text
+from tests.support.database import BACKENDS, cheap_hashing, migrated_url, table_text
 
 D = Decimal
 #: name, national ID, mobile, product, outstanding principal, overdue principal, interest,

@@ -23,7 +23,7 @@ from bot.store import audit
 from bot.store.audit_relay import AuditRelay, PassResult, main
 from bot.store.engine import REPO_ROOT, Database
 from bot.store.models import AuditLog, AuditPublication
-from tests.unit.test_db_models import BACKENDS, T0, migrated_url
+from tests.support.database import BACKENDS, T0, migrated_url
 
 RABBITMQ_URL = os.environ.get("TEST_RABBITMQ_URL", "amqp://guest:guest@127.0.0.1:5672/")
 UNREACHABLE_URL = "amqp://guest:guest@127.0.0.1:1/"

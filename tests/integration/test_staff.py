@@ -6,7 +6,6 @@ Also home of `cheap_argon2`, used by the console tests too.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import timedelta
 
 import pytest
@@ -18,20 +17,10 @@ from bot.store import audit, staff
 from bot.store.engine import Database
 from bot.store.models import SignInFailure, StaffMember, utcnow
 from bot.store.staff import StaffInputError
-from tests.unit.test_db_models import table_text
+from tests.support.database import table_text
+from tests.support.staff import cheap_argon2
 
 PASSWORD = "correct horse battery"
-
-
-@contextmanager
-def cheap_argon2() -> Iterator[None]:
-    """Fast argon2 parameters (the real ones cost ~50 ms a hash)."""
-    saved = staff.HASHER
-    staff.HASHER = PasswordHasher(time_cost=1, memory_cost=8, parallelism=1)
-    try:
-        yield
-    finally:
-        staff.HASHER = saved
 
 
 @pytest.fixture(autouse=True)
