@@ -29,7 +29,7 @@ from rasa_sdk.types import DomainDict
 from actions.access import verified_debtor
 from actions.context import context
 from actions.slots import HANDOFF_REFERENCE, OFFERS, REQUESTED_SLOT, SELECTED, STAGE
-from bot.domain.clock import BEIJING
+from bot.domain.clock import BEIJING, weekday_name
 from bot.domain.complaints import complaint_category
 from bot.domain.staff_hours import next_staff_opening
 from bot.store.accounts import AccountSummary, account_summaries
@@ -49,7 +49,6 @@ CIRCUMSTANCE_SLOTS = (
 )
 #: How many of the debtor's latest messages a case summary quotes.
 RECENT_MESSAGES = 12
-WEEKDAYS = ("", "周一", "周二", "周三", "周四", "周五", "周六", "周日")
 
 
 def channel_of(tracker: Tracker) -> str:
@@ -115,7 +114,7 @@ async def case_summary(
 
 def _opening_text(opening: datetime) -> str:
     local = opening.astimezone(BEIJING)
-    return f"{local:%m月%d日}（{WEEKDAYS[local.isoweekday()]}）{local:%H:%M}"
+    return f"{local:%m月%d日}（{weekday_name(local)}）{local:%H:%M}"
 
 
 async def queue_case(
