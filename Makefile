@@ -13,6 +13,12 @@ TRAIN_INPUTS := config.yml domain.yml $(shell find data stories -type f 2>/dev/n
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 export SQLALCHEMY_SILENCE_UBER_WARNING ?= 1
 export PYTHONWARNINGS ?= ignore::DeprecationWarning
+# Rasa's training cache outside the clone, so that a fresh clone on the same
+# machine (CI) restores the components whose data, configuration and code did
+# not change instead of training them again. Entries are keyed by those
+# fingerprints, so a change is always trained. `RASA_CACHE_DIRECTORY=.rasa/cache`
+# keeps it inside the clone.
+export RASA_CACHE_DIRECTORY ?= $(HOME)/.cache/debt-assistant/rasa-training
 
 # `make cluster N=3 M=2`: Rasa servers and action servers behind nginx.
 N ?= 2

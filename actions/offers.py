@@ -302,7 +302,12 @@ class ActionReviseOffers(Action):
         if not found:
             dispatcher.utter_message(response="utter_revise_unclear")
             return []
-        slots = {**circumstance_slots(tracker), **found}
+        before = circumstance_slots(tracker)
+        if all(str(before.get(name)) == str(value) for name, value in found.items()):
+            # The same figures again: nothing to correct, and the plans stand.
+            dispatcher.utter_message(response="utter_figures_unchanged")
+            return []
+        slots = {**before, **found}
         policy = context().policy
         events: list[EventType] = []
         for name, value in found.items():

@@ -528,6 +528,30 @@ async def test_a_counter_proposal_is_answered_honestly(
     assert events[-1] == SlotSet("negotiation_stage", "offered")
 
 
+async def test_the_same_figures_again_change_nothing(zhang_wei: int) -> None:
+    """"我收入就是四千" after the offers: no "recomputed after your correction", no new offers."""
+    said = "我收入就是四千"
+    entities = [{"entity": "amount", "value": 4000, "start": 5, "end": 7}]
+    shown = {**ZHANG_WEI, "negotiation_stage": "offered"}
+    dispatcher = CollectingDispatcher()
+    events = await ActionReviseOffers().run(
+        dispatcher, tracker(said, verified(zhang_wei, **shown), entities, active_loop=None), {}
+    )
+    assert responses(dispatcher) == ["utter_figures_unchanged"]
+    assert events == []
+
+
+async def test_a_changed_figure_is_recomputed(zhang_wei: int) -> None:
+    said = "我收入其实是五千"
+    entities = [{"entity": "amount", "value": 5000, "start": 6, "end": 8}]
+    dispatcher = CollectingDispatcher()
+    events = await ActionReviseOffers().run(
+        dispatcher, tracker(said, verified(zhang_wei, **ZHANG_WEI), entities, active_loop=None), {}
+    )
+    assert responses(dispatcher)[0] == "utter_offers_recomputed"
+    assert events[0] == SlotSet("monthly_income", "5000.00")
+
+
 async def test_a_yes_to_something_else_is_not_a_yes_to_the_terms(zhang_wei: int) -> None:
     """Terms shown, then a question answered: "好的" shows the terms again, records nothing."""
     slots, selected = await _terms(zhang_wei)
