@@ -529,7 +529,7 @@ async def test_a_counter_proposal_is_answered_honestly(
 
 
 async def test_the_same_figures_again_change_nothing(zhang_wei: int) -> None:
-    """"我收入就是四千" after the offers: no "recomputed after your correction", no new offers."""
+    """ "我收入就是四千" after the offers: no "recomputed after your correction", no new offers."""
     said = "我收入就是四千"
     entities = [{"entity": "amount", "value": 4000, "start": 5, "end": 7}]
     shown = {**ZHANG_WEI, "negotiation_stage": "offered"}
