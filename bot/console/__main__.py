@@ -24,6 +24,7 @@ from collections.abc import Sequence
 
 from sqlalchemy.exc import DBAPIError
 
+from bot.console.client_address import TRUSTED_PROXIES_VARIABLE, parse_trusted_proxies
 from bot.console.texts import staff_error
 from bot.domain.vocabulary import STAFF_ROLES
 from bot.profile import require_shared
@@ -151,6 +152,8 @@ def _serve(args: argparse.Namespace, url: str) -> int:
     try:
         port = args.port if args.port is not None else int(os.environ.get("CONSOLE_PORT", "5080"))
         secret_key = _secret_key()
+        # A bad list of trusted proxies stops the console here, not at the first sign-in.
+        parse_trusted_proxies(os.environ.get(TRUSTED_PROXIES_VARIABLE, ""))
     except ValueError as error:
         _error(str(error))
         return BAD_INPUT

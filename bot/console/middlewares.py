@@ -24,6 +24,7 @@ logger = logging.getLogger(__name__)
 MAX_BODY_BYTES = 64 * 1024
 PUBLIC_PATHS = frozenset({"/login", "/health"})
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+_CSRF_REFUSED = "安全校验失败，请刷新页面后重试"
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -55,9 +56,13 @@ async def _check_csrf(request: web.Request, session: Session | None) -> None:
         raise Problem(413, HTTP_MESSAGES[413])
     token = request.headers.get("X-CSRF-Token")
     if token is None and not is_api(request):
-        token = form_text(await request.post(), "csrf_token")
+        try:
+            form = await request.post()
+        except (ValueError, LookupError):  # not text in its charset, or an unknown charset
+            raise Problem(403, _CSRF_REFUSED) from None
+        token = form_text(form, "csrf_token")
     if session is None or not session.csrf_matches(token):
-        raise Problem(403, "安全校验失败，请刷新页面后重试")
+        raise Problem(403, _CSRF_REFUSED)
 
 
 @web.middleware

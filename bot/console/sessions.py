@@ -33,7 +33,12 @@ class Session:
         """Whether `token` is this session's CSRF token (constant-time)."""
         if not token:
             return False
-        return hmac.compare_digest(token.encode(), self.csrf_token.encode())
+        try:
+            given = token.encode("utf-8")
+        except UnicodeEncodeError:  # lone surrogates: a header's undecodable bytes
+            return False
+        # Bytes: `compare_digest` refuses strings that are not ASCII with a TypeError.
+        return hmac.compare_digest(given, self.csrf_token.encode("utf-8"))
 
 
 class SessionStore:

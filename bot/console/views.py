@@ -10,6 +10,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from bot.console import cases, labels
+from bot.console.client_address import client_address_of
 from bot.console.handling import (
     Problem,
     case_id_of,
@@ -46,7 +47,9 @@ async def login(request: web.Request) -> web.Response:
     username = (form_text(form, "username") or "").strip()
     password = form_text(form, "password") or ""
     try:
-        member = await staff_accounts.authenticate(console.db, username, password, request.remote)
+        member = await staff_accounts.authenticate(
+            console.db, username, password, client_address_of(request)
+        )
     except staff_accounts.SignInLimited:
         return render(
             request,

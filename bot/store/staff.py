@@ -4,10 +4,15 @@ Passwords are stored only as argon2id hashes (`HASHER`; tests swap in cheaper
 parameters). Hashing runs in a worker thread so that the event loop stays free.
 
 Sign-in is limited with the `staff_sign_in_failures` table: once 5 attempts for
-one user name (`user:<name>`) or 20 from one address (`addr:<remote>`) failed in
-the last 15 minutes, further attempts are refused with `SignInLimited`, even
-with the right password. An attempt is counted before its password is checked
-(and forgotten again if it succeeds), so parallel guesses count each other. An
+one user name (`user:<name>`) failed in the last 15 minutes, further attempts
+for it are refused with `SignInLimited`, even with the right password. Once 20
+from one address (`addr:<remote>`) failed, that address's attempts are still
+checked, but only a right password signs in: anything else is refused with
+`SignInLimited` (an address may be a proxy many colleagues share, whom a guesser
+must not lock out). An attempt is counted before its password is checked (and
+forgotten again if it succeeds); counting takes a lock on the user name (a
+PostgreSQL advisory lock, or one in the process on SQLite), so that parallel
+guesses count each other and a burst gets no more tries than the limit. An
 unknown user name is checked against a dummy hash, so that it costs the same
 time as a wrong password.
 """
@@ -16,7 +21,9 @@ from __future__ import annotations
 
 import asyncio
 import re
+import weakref
 from datetime import timedelta
+from typing import Literal
 
 import sqlalchemy as sa
 from argon2 import PasswordHasher
@@ -25,7 +32,7 @@ from sqlalchemy.exc import IntegrityError
 
 from bot.domain.vocabulary import STAFF_ROLES
 from bot.store import audit
-from bot.store.engine import Database
+from bot.store.engine import Database, advisory_lock_key
 from bot.store.models import RevokedSession, SignInFailure, StaffMember, utcnow
 
 USERNAME_PATTERN = re.compile(r"[a-z0-9_.-]{2,64}")
@@ -43,6 +50,14 @@ HASHER = PasswordHasher()
 _dummy: tuple[PasswordHasher, str] | None = None
 #: Core table: plain deletes, without the ORM's synchronisation of loaded objects.
 _failures = SignInFailure.__table__
+#: First key of the PostgreSQL advisory locks that serialise counting per user name.
+_LOCK_NAMESPACE_SIGN_IN = 0x5354_0001
+#: The same on SQLite, where one process serves the database; a lock goes when
+#: no attempt holds or awaits it.
+_local_locks: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
+
+#: Which limit an attempt is over: none, its address's, or its user name's.
+Limit = Literal["", "address", "user"]
 
 
 class StaffInputError(ValueError):
@@ -189,11 +204,33 @@ def _keys(username: str, remote_address: str | None) -> tuple[str, str]:
     return f"user:{username[:200]}", f"addr:{(remote_address or 'unknown')[:200]}"
 
 
-async def _count_and_claim(db: Database, user_key: str, addr_key: str) -> tuple[bool, list[int]]:
-    """Whether the keys are over their limits; if not, the attempt's provisional failures."""
+async def _count_and_claim(db: Database, user_key: str, addr_key: str) -> tuple[Limit, list[int]]:
+    """Which limit the attempt is over; unless it is the user name's, its provisional failures.
+
+    One attempt per user name at a time counts and claims, so that parallel
+    guesses cannot all see the same count.
+    """
+    if db.dialect == "postgresql":
+        return await _count_and_claim_locked(db, user_key, addr_key)
+    lock = _local_locks.get(user_key)
+    if lock is None:
+        lock = _local_locks[user_key] = asyncio.Lock()
+    async with lock:
+        return await _count_and_claim_locked(db, user_key, addr_key)
+
+
+async def _count_and_claim_locked(
+    db: Database, user_key: str, addr_key: str
+) -> tuple[Limit, list[int]]:
     now = utcnow()
     since = now - FAILURE_WINDOW
     async with db.session() as session:
+        if db.dialect == "postgresql":
+            # Held until this transaction ends, after the claim is committed.
+            await session.execute(
+                sa.text("SELECT pg_advisory_xact_lock(:namespace, :key)"),
+                {"namespace": _LOCK_NAMESPACE_SIGN_IN, "key": advisory_lock_key(user_key)},
+            )
         counts = dict(
             (
                 await session.execute(
@@ -206,11 +243,10 @@ async def _count_and_claim(db: Database, user_key: str, addr_key: str) -> tuple[
                 )
             ).all()
         )
-        if (
-            counts.get(user_key, 0) >= MAX_USER_FAILURES
-            or counts.get(addr_key, 0) >= MAX_ADDRESS_FAILURES
-        ):
-            return True, []
+        if counts.get(user_key, 0) >= MAX_USER_FAILURES:
+            await session.rollback()
+            return "user", []
+        limit: Limit = "address" if counts.get(addr_key, 0) >= MAX_ADDRESS_FAILURES else ""
         # Old rows serve no limit any more.
         await session.execute(sa.delete(_failures).where(_failures.c.created_at < since))
         rows = [
@@ -219,7 +255,7 @@ async def _count_and_claim(db: Database, user_key: str, addr_key: str) -> tuple[
         ]
         session.add_all(rows)
         await session.commit()
-        return False, [row.id for row in rows]
+        return limit, [row.id for row in rows]
 
 
 def _audit_name(username: str) -> str:
@@ -232,14 +268,15 @@ async def authenticate(
 ) -> StaffMember | None:
     """The active staff member with these credentials, or None.
 
-    Raises `SignInLimited` when the user name or the address failed too often
-    lately, whatever the password. Every outcome is audited.
+    Raises `SignInLimited` when the user name failed too often lately, whatever
+    the password, and when the address did and the credentials are not right.
+    Every outcome is audited.
     """
     username = username.strip().lower()
     user_key, addr_key = _keys(username, remote_address)
     details = {"username": _audit_name(username), "remote_address": remote_address or "unknown"}
-    limited, provisional = await _count_and_claim(db, user_key, addr_key)
-    if limited:
+    limit, provisional = await _count_and_claim(db, user_key, addr_key)
+    if limit == "user":
         await audit.record(
             db, "system", "staff_sign_in_failed", details={**details, "why": "limited"}
         )
@@ -255,6 +292,15 @@ async def authenticate(
         why = "inactive"
     else:
         why = ""
+    if why and limit == "address":
+        # Checked all the same, and counted for the user name: only the answer differs.
+        await audit.record(
+            db,
+            "system",
+            "staff_sign_in_failed",
+            details={**details, "why": why, "refused": "address_limited"},
+        )
+        raise SignInLimited("too many failed sign-ins from this address")
     if why:
         await audit.record(db, "system", "staff_sign_in_failed", details={**details, "why": why})
         return None

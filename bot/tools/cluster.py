@@ -374,6 +374,8 @@ class Cluster(ProcessGroup):
         if not Path(nginx).exists():
             raise FileNotFoundError("nginx is missing: run .ci/install-packages")
         config.env.setdefault("CONSOLE_SECRET_KEY", secrets.token_urlsafe(32))
+        # Staff reach the consoles through nginx on this host: its X-Forwarded-For counts.
+        config.env.setdefault("CONSOLE_TRUSTED_PROXIES", "127.0.0.1")
         self.prepare()
         for directory in (config.log_dir, config.run_dir / "nginx-temp"):
             directory.mkdir(parents=True, exist_ok=True)

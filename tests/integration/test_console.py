@@ -183,12 +183,15 @@ async def login_token(client: TestClient) -> str:
     return match.group(1)
 
 
-async def sign_in(client: TestClient, username: str, password: str) -> aiohttp.ClientResponse:
+async def sign_in(
+    client: TestClient, username: str, password: str, *, headers: dict[str, str] | None = None
+) -> aiohttp.ClientResponse:
     token = await login_token(client)
     return await client.post(
         "/login",
         data={"username": username, "password": password, "csrf_token": token},
         allow_redirects=False,
+        headers=headers,
     )
 
 
@@ -266,6 +269,69 @@ async def test_sixth_attempt_is_refused_even_with_the_right_password(console: Co
     assert limited.status == 429
     assert "登录失败次数过多" in await limited.text()
     assert (await client.get("/api/me")).status == 401
+
+
+async def _sign_in_audits(db: Database) -> list[tuple[str, str]]:
+    """(action, remote address) of every sign-in audited, in order."""
+    return [
+        (e.action, e.details["remote_address"])
+        for e in await audit.entries(db)
+        if e.action in ("staff_signed_in", "staff_sign_in_failed")
+    ]
+
+
+async def test_the_right_password_signs_in_from_an_address_over_its_limit(
+    console: Console, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Every request comes from the one proxy (127.0.0.1), which the console does not trust.
+    monkeypatch.delenv("CONSOLE_TRUSTED_PROXIES", raising=False)
+    client = await console.client()
+    for number in range(staff.MAX_ADDRESS_FAILURES):
+        assert (await sign_in(client, f"guess{number}", "not the password")).status == 401
+    # The address is over its limit: a wrong password is refused as limited ...
+    assert (await sign_in(client, "bob", "not the password")).status == 429
+    # ... but colleagues behind the same proxy still sign in.
+    right = await sign_in(client, "alice", PASSWORD)
+    assert right.status == 303, await right.text()
+    assert (await (await client.get("/api/me")).json())["username"] == "alice"
+    other = await console.client()
+    assert (await sign_in(other, "bob", PASSWORD)).status == 303
+
+
+async def test_behind_a_trusted_proxy_the_forwarded_address_counts(
+    console: Console, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("CONSOLE_TRUSTED_PROXIES", "10.9.0.0/16, 127.0.0.1")
+    client = await console.client()
+    # The client wrote the first address itself; nginx appended the real one.
+    guesser = {"X-Forwarded-For": "1.2.3.4, 203.0.113.7"}
+    for number in range(staff.MAX_ADDRESS_FAILURES):
+        wrong = await sign_in(client, f"guess{number}", "nope", headers=guesser)
+        assert wrong.status == 401
+    assert (await sign_in(client, "bob", "nope", headers=guesser)).status == 429
+    # Another client of the same proxy is not affected by the guesser's address.
+    colleague = {"X-Forwarded-For": "203.0.113.8"}
+    assert (await sign_in(client, "bob", "nope", headers=colleague)).status == 401
+    assert (await sign_in(client, "alice", PASSWORD, headers=colleague)).status == 303
+    audits = await _sign_in_audits(console.db)
+    assert audits[0] == ("staff_sign_in_failed", "203.0.113.7")
+    assert audits[-2:] == [
+        ("staff_sign_in_failed", "203.0.113.8"),
+        ("staff_signed_in", "203.0.113.8"),
+    ]
+    assert {address for _, address in audits} == {"203.0.113.7", "203.0.113.8"}
+
+
+async def test_forwarded_for_is_ignored_unless_it_comes_from_a_trusted_proxy(
+    console: Console, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    spoofed = {"X-Forwarded-For": "203.0.113.7"}
+    for trusted in ("", "10.9.0.2"):
+        monkeypatch.setenv("CONSOLE_TRUSTED_PROXIES", trusted)
+        client = await console.client()
+        assert (await sign_in(client, "alice", "nope", headers=spoofed)).status == 401
+        assert (await sign_in(client, "alice", PASSWORD, headers=spoofed)).status == 303
+    assert {address for _, address in await _sign_in_audits(console.db)} == {"127.0.0.1"}
 
 
 async def test_secure_cookies_when_configured(
@@ -387,6 +453,60 @@ async def test_a_post_without_csrf_token_is_refused_and_changes_nothing(console:
     assert (reply.status, close.status) == (403, 403)
     assert console.rasa.requests == []
     assert (await case_row(console.db, case_id)).status == "claimed"
+
+
+async def _raw_post(server: TestServer, path: str, head: bytes, body: bytes) -> int:
+    """The status of a POST sent byte for byte (a client would refuse to send such bytes)."""
+    reader, writer = await asyncio.open_connection(server.host, server.port)
+    try:
+        writer.write(
+            b"POST "
+            + path.encode()
+            + b" HTTP/1.1\r\nHost: console\r\n"
+            + head
+            + b"Content-Type: application/x-www-form-urlencoded\r\n"
+            + b"Content-Length: "
+            + str(len(body)).encode()
+            + b"\r\n"
+            + b"Connection: close\r\n\r\n"
+            + body
+        )
+        await writer.drain()
+        status_line = (await reader.read()).split(b"\r\n", 1)[0]
+    finally:
+        writer.close()
+    return int(status_line.split()[1])
+
+
+async def test_a_non_ascii_csrf_token_is_refused_not_an_error(console: Console) -> None:
+    case_id = await add_case(console.db, CONVERSATION)
+    alice, token = await console.signed_in("alice")
+    for header in ("令牌", "é" + token[1:]):
+        response = await alice.post(f"/api/cases/{case_id}/claim", headers={"X-CSRF-Token": header})
+        assert response.status == 403
+    form = {"csrf_token": "令牌" + token}
+    assert (await alice.post(f"/cases/{case_id}/claim", data=form)).status == 403
+
+    cookie = alice.session.cookie_jar.filter_cookies(alice.make_url("/"))["console_session"]
+    head = b"Cookie: console_session=" + cookie.value.encode() + b"\r\n"
+    # Bytes that are not UTF-8, in the header and in the form.
+    in_header = [
+        b"X-CSRF-Token: \xff\xfe" + token.encode() + b"\r\n",
+        b"X-CSRF-Token: \xc3\x28\r\n",
+    ]
+    statuses = [
+        await _raw_post(console.server, f"/api/cases/{case_id}/claim", head + in_header[0], b""),
+        await _raw_post(console.server, f"/cases/{case_id}/claim", head + in_header[1], b""),
+        await _raw_post(
+            console.server, f"/cases/{case_id}/claim", head, b"csrf_token=\xff" + token.encode()
+        ),
+        await _raw_post(
+            console.server, "/login", head, b"username=alice&password=x&csrf_token=\xff"
+        ),
+    ]
+    assert statuses == [403, 403, 403, 403]
+    row = await case_row(console.db, case_id)
+    assert row.status == "waiting" and row.staff_id is None
 
 
 async def test_sign_in_needs_the_login_pages_csrf_token(console: Console) -> None:
@@ -1031,6 +1151,16 @@ async def test_demo_user_is_created_then_gets_a_new_password(db: Database) -> No
 def test_cli_serve_refuses_a_short_secret_key(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("CONSOLE_SECRET_KEY", "short")
     assert cli.main(["serve"]) == 2
+
+
+def test_cli_serve_refuses_a_bad_list_of_trusted_proxies(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Found at start, not at the first sign-in (which would fail with a 500)."""
+    monkeypatch.setenv("CONSOLE_SECRET_KEY", "k" * 32)
+    monkeypatch.setenv("CONSOLE_TRUSTED_PROXIES", "10.0.0.1, nginx")
+    assert cli.main(["serve"]) == 2
+    assert "CONSOLE_TRUSTED_PROXIES" in capsys.readouterr().err
 
 
 async def test_sessions_signed_with_another_key_are_ignored(

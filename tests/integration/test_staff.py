@@ -5,6 +5,7 @@ Also home of `cheap_argon2`, used by the console tests too.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterator
 from datetime import timedelta
 
@@ -110,9 +111,33 @@ async def test_an_address_is_limited_after_twenty_failures(db: Database) -> None
     await staff.create_staff(db, "lina", "李娜", PASSWORD, "negotiator")
     for number in range(staff.MAX_ADDRESS_FAILURES):
         assert await staff.authenticate(db, f"user{number}", "guess", "10.9.9.9") is None
-    with pytest.raises(staff.SignInLimited):
-        await staff.authenticate(db, "lina", PASSWORD, "10.9.9.9")
+    # Over its limit, the address is refused anything but the right password ...
+    for username, password in (("lina", "wrong password"), ("nobody", PASSWORD)):
+        with pytest.raises(staff.SignInLimited):
+            await staff.authenticate(db, username, password, "10.9.9.9")
+    # ... which still signs in: the address may be a proxy that colleagues share.
+    assert await staff.authenticate(db, "lina", PASSWORD, "10.9.9.9") is not None
     assert await staff.authenticate(db, "lina", PASSWORD, "10.0.0.1") is not None
+    refused = [e.details for e in await audit.entries(db) if e.details.get("refused")]
+    assert [(d["why"], d["refused"]) for d in refused] == [
+        ("wrong_password", "address_limited"),
+        ("unknown_user", "address_limited"),
+    ]
+
+
+async def test_guesses_from_a_limited_address_still_count_for_the_user_name(
+    db: Database,
+) -> None:
+    await staff.create_staff(db, "lina", "李娜", PASSWORD, "negotiator")
+    for number in range(staff.MAX_ADDRESS_FAILURES):
+        assert await staff.authenticate(db, f"user{number}", "guess", "10.9.9.9") is None
+    for _ in range(staff.MAX_USER_FAILURES):
+        with pytest.raises(staff.SignInLimited):
+            await staff.authenticate(db, "lina", "wrong password", "10.9.9.9")
+    # The user name is over its own limit now: the right password is refused, anywhere.
+    for address in ("10.9.9.9", "10.0.0.1"):
+        with pytest.raises(staff.SignInLimited):
+            await staff.authenticate(db, "lina", PASSWORD, address)
 
 
 async def test_old_failures_do_not_count(db: Database) -> None:
@@ -203,3 +228,31 @@ def test_every_refusal_code_has_a_sentence() -> None:
     source = open(module.__file__, encoding="utf-8").read()
     codes = set(re.findall(r'StaffInputError\("([a-z_]+)"', source))
     assert codes and codes <= set(STAFF_ERRORS)
+
+
+async def test_parallel_wrong_guesses_get_no_more_than_the_limit(
+    db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    await staff.create_staff(db, "lina", "李娜", PASSWORD, "negotiator")
+    checked: list[str] = []
+    verify = staff._verify
+
+    def counting(password_hash: str, password: str) -> bool:
+        checked.append(password)
+        return verify(password_hash, password)
+
+    monkeypatch.setattr(staff, "_verify", counting)
+
+    async def guess(number: int) -> str:
+        try:
+            member = await staff.authenticate(db, "lina", f"guess {number}", f"10.1.0.{number}")
+        except staff.SignInLimited:
+            return "limited"
+        assert member is None
+        return "wrong"
+
+    outcomes = await asyncio.gather(*(guess(number) for number in range(20)))
+    assert len(checked) == staff.MAX_USER_FAILURES
+    assert outcomes.count("wrong") == len(checked)
+    assert outcomes.count("limited") == 20 - len(checked)
+    assert len([key for key in await _failures(db) if key == "user:lina"]) == len(checked)

@@ -69,6 +69,19 @@ def test_session_ids_are_signed() -> None:
         SessionIds(b"short")
 
 
+def test_a_non_ascii_session_id_is_refused_not_an_error() -> None:
+    ids = SessionIds(KEY.encode())
+    nonce, _, signature = ids.issue().partition(".")
+    for forged in (
+        f"{nonce}.{'签' * 32}",  # compare_digest raises TypeError on such strings
+        f"{nonce}.{signature[:31]}é",
+        f"{nonce}.{signature[:31]}\ud800",  # a lone surrogate, as JSON can carry
+        f"{nonce[:31]}\ud800.{signature}",
+        f"{'签' * 32}.{signature}",
+    ):
+        assert len(forged) == 65 and not ids.valid(forged)
+
+
 def test_the_channel_keeps_rasas_name(channel: tuple[SignedSessionSocketIO, Any]) -> None:
     assert channel[0].name() == "socketio"
     assert isinstance(channel[0].get_output_channel(), WebChatOutput)
@@ -91,6 +104,11 @@ async def test_a_session_is_issued_or_continued_and_its_room_joined(
     await handlers["session_request"]("socket-3", {"session_id": "e2e-somebody-else"})
     granted = fake.emitted[-1][1]
     assert granted != "e2e-somebody-else" and made.sessions.valid(granted)
+    # Nor is a hostile non-ASCII one: the socket gets a new session, no error.
+    hostile = f"{issued[:33]}{'签' * 32}"
+    await handlers["session_request"]("socket-4", {"session_id": hostile})
+    granted = fake.emitted[-1][1]
+    assert granted not in (hostile, issued) and made.sessions.valid(granted)
 
 
 async def test_messages_only_from_the_socket_of_a_valid_session(
@@ -112,6 +130,7 @@ async def test_messages_only_from_the_socket_of_a_valid_session(
     for sid, data in [
         ("socket-2", {"session_id": session_id, "message": "冒充"}),  # not this socket's session
         ("socket-1", {"session_id": "forged", "message": "伪造"}),
+        ("socket-1", {"session_id": f"{session_id[:33]}{'签' * 32}", "message": "伪造"}),
         ("socket-1", {"session_id": session_id, "message": 123}),
         ("socket-1", {"session_id": session_id, "message": "长" * 20_001}),
         ("socket-1", "not a dict"),

@@ -5,7 +5,8 @@ logs and answers with an empty list, so the caller cannot tell a silent bot
 from a broken request. This channel keeps the same URL
 (`/webhooks/rest/webhook`) and response format, and rejects a request whose
 `sender` or `message` has the wrong type or size with HTTP 400 and a JSON
-error naming the field.
+error naming the field. The input channel recorded is always `rest`, whatever
+the body's `input_channel` says.
 """
 
 from __future__ import annotations
@@ -109,6 +110,12 @@ class CheckedRestInput(RestInput):
             return response.json(messages)
 
         return webhook
+
+    def _extract_input_channel(self, req: Request) -> str:
+        # Rasa takes the body's `input_channel`; staff replies and the assistant's
+        # return go to a conversation's latest input channel, so a REST client
+        # naming `wechat` could have them sent to a WeChat user. It is always `rest`.
+        return self.name()
 
     async def _extract_sender(self, req: Request) -> str:
         return _checked_sender(_json_body(req).get("sender"))

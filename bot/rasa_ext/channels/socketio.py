@@ -84,7 +84,15 @@ class SessionIds:
         if not isinstance(session_id, str) or len(session_id) != 65:
             return False
         nonce, _, signature = session_id.partition(".")
-        return len(nonce) == 32 and hmac.compare_digest(signature, self._signature(nonce))
+        if len(nonce) != 32:
+            return False
+        try:
+            expected = self._signature(nonce).encode("utf-8")
+            given = signature.encode("utf-8")
+        except UnicodeEncodeError:  # lone surrogates, which JSON can carry
+            return False
+        # Bytes: `compare_digest` refuses strings that are not ASCII with a TypeError.
+        return hmac.compare_digest(given, expected)
 
 
 @functools.lru_cache(maxsize=1)
