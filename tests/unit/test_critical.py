@@ -156,6 +156,32 @@ def test_inability_keeps_an_faq_or_an_answer_in_the_form(rules: CriticalMessages
     assert rules.correct("inform", "失业了还不上") is None
 
 
+@pytest.mark.parametrize(
+    "question",
+    ["这个月还不上了怎么办", "还不起会坐牢吗？", "实在还不上可以不可以分期", "繳不出來會怎樣"],
+)
+def test_inability_asked_as_a_question_keeps_its_faq(
+    rules: CriticalMessages, question: str
+) -> None:
+    assert rules.correct("faq", question) is None
+
+
+@pytest.mark.parametrize(
+    "statement",
+    [
+        "查出来是癌症 后面要一直化疗 这卡是真的没法还了",
+        "老婆住院了 真的还不起了",
+        "工厂倒闭了 卡債繳不出來",
+        "钱凑不齐 这个月实在没钱还",
+    ],
+)
+def test_inability_stated_not_asked_is_hardship_even_over_an_faq(
+    rules: CriticalMessages, statement: str
+) -> None:
+    verdict = rules.correct("faq", statement)
+    assert verdict is not None and verdict.intent == "state_hardship"
+
+
 def test_a_more_urgent_prediction_is_kept(rules: CriticalMessages) -> None:
     assert rules.correct("express_distress", "催收天天打电话给我爸妈 我不想活了") is None
     text = "催收天天打电话给我爸妈"
