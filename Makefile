@@ -24,7 +24,7 @@ export RASA_CACHE_DIRECTORY ?= $(HOME)/.cache/debt-assistant/rasa-training
 N ?= 2
 M ?= 2
 
-.PHONY: help install train run cluster shell console-user test lint format unit integration validate nlu-test nlu-crossval core-test e2e cluster-test deploy-check browser bench clean
+.PHONY: help install train run cluster shell console-user test static tests model-tests lint format unit integration validate nlu-test nlu-crossval core-test e2e cluster-test deploy-check browser bench clean
 
 help:
 	@echo "make run    install (first time), train if needed, start the assistant"
@@ -122,8 +122,17 @@ core-test: $(MODEL)
 	rm -rf results/core
 	$(RASA) test core --model $(MODEL) --stories tests/stories --out results/core --fail-on-prediction-errors
 
+# Two runs at once, one per application database, each with its own stack: the
+# PostgreSQL run also plays the `dialogue` tests (what is said, not what is
+# stored); the SQLite run listens on ports shifted by 200 and keeps its WeChat
+# state in another Redis database. `E2E_DATABASES=sqlite pytest tests/e2e -m e2e`
+# runs one by hand.
+E2E_PYTEST := $(PY) -m pytest tests/e2e -q -p no:cacheprovider --durations=10
 e2e: $(MODEL)
-	$(PY) -m pytest tests/e2e -m e2e -q --durations=15
+	.ci/parallel \
+		"postgresql=E2E_DATABASES=postgresql $(E2E_PYTEST) -m e2e --basetemp=var/e2e-postgresql" \
+		"sqlite=E2E_DATABASES=sqlite E2E_PORT_SHIFT=200 REDIS_URL=redis://127.0.0.1:6379/5 \
+			$(E2E_PYTEST) -m 'e2e and not dialogue' --basetemp=var/e2e-sqlite"
 
 # Two Rasa servers, two action servers and two consoles behind nginx, on
 # PostgreSQL, Redis and RabbitMQ (the scale profile).
@@ -131,9 +140,23 @@ cluster-test: $(MODEL)
 	$(PY) -m pytest tests/cluster -m cluster -q --durations=8
 
 # Every stage in order, each timed (`.ci/stages` prints the table at the end).
-STAGES := lint deploy-check unit integration validate train nlu-test core-test e2e cluster-test
+# Stages whose parts share nothing run their parts at once (`.ci/parallel`).
+STAGES := static tests train model-tests e2e cluster-test
 test: $(INSTALLED)
 	.ci/stages $(STAGES)
+
+static: $(INSTALLED)
+	.ci/parallel "lint=make --no-print-directory lint" \
+		"deploy-check=make --no-print-directory deploy-check" \
+		"validate=make --no-print-directory validate"
+
+tests: $(INSTALLED)
+	.ci/parallel "unit=make --no-print-directory unit" \
+		"integration=make --no-print-directory integration"
+
+model-tests: $(MODEL)
+	.ci/parallel "nlu-test=make --no-print-directory nlu-test" \
+		"core-test=make --no-print-directory core-test"
 
 bench: $(MODEL)
 	$(PY) -m bot.tools.bench

@@ -91,6 +91,10 @@ class ProcessGroup:
         """Whether every process started is still running."""
         return all(process.poll() is None for _, process in self._processes)
 
+    def started(self, name: str) -> bool:
+        """Whether a process of this name was started and not killed or stopped since."""
+        return any(entry_name == name for entry_name, _ in self._processes)
+
     def kill(self, name: str) -> None:
         """Kill one process by name at once (SIGKILL), as a crash would."""
         for entry in list(self._processes):
@@ -216,6 +220,15 @@ class Stack(ProcessGroup):
         self._spawn_actions()
         deadline = time.monotonic() + timeout
         self._wait(f"http://127.0.0.1:{self.config.action_port}/health", deadline)
+
+    def restart(self, timeout: float = 180.0) -> None:
+        """Stop every server as `stop` does (each has exited on return), then start them again.
+
+        Same ports, same environment (tracker database, application database,
+        keys): only what the servers stored survives.
+        """
+        self.stop()
+        self.start(timeout)
 
     def __enter__(self) -> Stack:
         try:

@@ -27,6 +27,7 @@ from bot.domain.conduct import conduct_problems
 from bot.store.engine import Database, sync_url
 from bot.store.models import StaffMember
 from bot.tools.stack import ROOT, Stack, StackConfig
+from tests.support.ports import e2e_port
 from tests.support.wechat_fake import stack_env as wechat_stack_env
 
 POSTGRES_URL = os.environ.get("E2E_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432")
@@ -100,24 +101,41 @@ def rasa_url(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Ite
         return
     scratch: Path = tmp_path_factory.mktemp("stack")
     config = StackConfig(
-        rasa_port=int(os.environ.get("E2E_RASA_PORT", 15005)),
-        action_port=int(os.environ.get("E2E_ACTION_PORT", 15055)),
+        rasa_port=e2e_port(15005, "E2E_RASA_PORT"),
+        action_port=e2e_port(15055, "E2E_ACTION_PORT"),
         auth_token=API_TOKEN,
         log_dir=scratch / "log",
         extra_env={
             "TRACKER_DB": str(scratch / "tracker.db"),
             "DATABASE_URL": database_url,
-            **wechat_stack_env(int(os.environ.get("E2E_WECHAT_PORT", 15099))),
+            **wechat_stack_env(e2e_port(15099, "E2E_WECHAT_PORT")),
         },
-        console_port=int(os.environ.get("E2E_CONSOLE_PORT", 15080)),
+        console_port=e2e_port(15080, "E2E_CONSOLE_PORT"),
     )
     with Stack(config) as stack:
         _consoles[stack.config.rasa_url] = stack.config.console_url
-        yield stack.config.rasa_url
+        _stacks[stack.config.rasa_url] = stack
+        try:
+            yield stack.config.rasa_url
+        finally:
+            del _stacks[stack.config.rasa_url]
 
 
 #: The staff console started with each stack, by the stack's Rasa URL.
 _consoles: dict[str, str] = {}
+#: The stacks started by `rasa_url`, by their Rasa URL.
+_stacks: dict[str, Stack] = {}
+
+
+@pytest.fixture(scope="session")
+def session_stack(rasa_url: str) -> Stack | None:
+    """The stack under test, for the tests that kill or restart its servers.
+
+    None when the tests run against a stack started elsewhere (E2E_RASA_URL):
+    those tests then start a stack of their own. A test that stops a server
+    must leave it running again when it ends, passed or failed.
+    """
+    return _stacks.get(rasa_url)
 
 
 @pytest.fixture(scope="session")

@@ -9,6 +9,7 @@ application database, so a reply that says "登记" without a record fails.
 from __future__ import annotations
 
 import calendar
+import contextlib
 import json
 import uuid
 from dataclasses import dataclass
@@ -34,6 +35,7 @@ from tests.support.conversations import (
 from tests.support.conversations import (
     play as play_file,
 )
+from tests.support.ports import e2e_port
 
 pytestmark = pytest.mark.e2e
 
@@ -279,18 +281,39 @@ def test_every_negotiation_conversation_is_played() -> None:
     assert {path.stem for path in NEGOTIATIONS.glob("*.yml")} == played
 
 
+def _crash_stack(database_url: str, scratch: Path) -> Stack:
+    """A stack of the test's own, for when the tests run against one started elsewhere."""
+    return Stack(
+        StackConfig(
+            rasa_port=e2e_port(16105),
+            action_port=e2e_port(16155),
+            log_dir=scratch / "log",
+            extra_env={"TRACKER_DB": str(scratch / "tracker.db"), "DATABASE_URL": database_url},
+        )
+    )
+
+
+def _start_actions_if_killed(stack: Stack) -> None:
+    if not stack.started("actions"):
+        stack.restart_actions()
+
+
 async def test_an_action_server_crash_between_offer_and_confirmation(
-    database_url: str, tmp_path: Path
+    database_url: str, tmp_path: Path, session_stack: Stack | None
 ) -> None:
     """Killed after the terms are shown: nothing is recorded; after a restart the
-    same confirmation records the agreement once, with its whole schedule."""
-    config = StackConfig(
-        rasa_port=16105,
-        action_port=16155,
-        log_dir=tmp_path / "log",
-        extra_env={"TRACKER_DB": str(tmp_path / "tracker.db"), "DATABASE_URL": database_url},
-    )
-    with Stack(config) as stack:
+    same confirmation records the agreement once, with its whole schedule.
+
+    The action server killed and started again is the one of the stack the
+    other tests use (a stack of its own costs a Rasa start, about 90 s); it is
+    started again even when the test fails, so that the tests after it have one.
+    """
+    with contextlib.ExitStack() as cleanup:
+        if session_stack is not None:
+            stack = session_stack
+            cleanup.callback(_start_actions_if_killed, stack)
+        else:
+            stack = cleanup.enter_context(_crash_stack(database_url, tmp_path))
         async with aiohttp.ClientSession() as session:
             client = RestClient(session, stack.config.rasa_url)
             client.sender = f"crash-{uuid.uuid4().hex}"

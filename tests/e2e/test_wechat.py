@@ -26,6 +26,7 @@ from bot.domain.conduct import conduct_problems
 from bot.tools.stack import ROOT
 from tests.e2e.conftest import handoff_cases, query, staff_reply, tracker_of
 from tests.support.conversations import CONVERSATIONS_DIR, check_turn, load
+from tests.support.ports import e2e_port
 from tests.support.wechat_fake import (
     FAKE_PORT,
     FakeInThread,
@@ -60,7 +61,7 @@ FAQ_QUESTIONS = [
 @pytest.fixture(scope="session")
 def wechat_api() -> Iterator[FakeWeChatApi]:
     """The fake WeChat server the stack's WeChat channel talks to."""
-    with FakeInThread(FakeWeChatApi(), int(os.environ.get("E2E_WECHAT_PORT", FAKE_PORT))) as fake:
+    with FakeInThread(FakeWeChatApi(), e2e_port(FAKE_PORT, "E2E_WECHAT_PORT")) as fake:
         yield fake
 
 
