@@ -22,6 +22,7 @@ from actions.context import context
 from actions.escalation import hand_off
 from actions.formatting import full_date, money, schedule_lines
 from actions.slots import FORM, OFFERS, SELECTED, STAGE
+from actions.verification import start_verification
 from bot.domain.circumstances import (
     FIELDS,
     PROPOSED_MONTHLY,
@@ -187,8 +188,6 @@ class ActionOfferPlans(Action):
     async def run(
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> list[EventType]:
-        from actions.verification import start_verification
-
         verified = await verified_account(tracker)
         if verified is None:
             return await start_verification(dispatcher, tracker, "request_negotiation")

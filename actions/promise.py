@@ -19,6 +19,7 @@ from actions.access import verified_account
 from actions.context import context
 from actions.formatting import full_date, money, schedule_lines
 from actions.slots import PROMISE_AMOUNT, PROMISE_DATE, SELECTED, STAGE
+from actions.verification import start_verification
 from bot.domain.circumstances import (
     MAX_AMOUNT,
 )
@@ -72,8 +73,6 @@ async def promise_terms(
     dispatcher: CollectingDispatcher, tracker: Tracker, debtor_id: int | None = None
 ) -> list[EventType]:
     """The promise's terms for confirmation, or why the policy does not allow it."""
-    from actions.verification import start_verification
-
     verified = await verified_account(tracker, debtor_id)
     if verified is None:
         return await start_verification(dispatcher, tracker, "promise_to_pay")

@@ -10,6 +10,7 @@ from rasa_sdk.types import DomainDict
 from actions.access import verified_account
 from actions.context import context
 from actions.formatting import money, schedule_lines
+from actions.verification import start_verification
 from bot.store.agreements import (
     latest_agreement,
 )
@@ -24,8 +25,6 @@ class ActionShowSchedule(Action):
     async def run(
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> list[EventType]:
-        from actions.verification import start_verification
-
         verified = await verified_account(tracker)
         if verified is None:
             return await start_verification(dispatcher, tracker, "ask_repayment_plan")
