@@ -32,6 +32,7 @@ from bot.domain.circumstances import (
     extract,
     extract_with_ranges,
     hardship_from,
+    hardship_horizon,
     implausible,
     left_open,
     resumes,
@@ -94,7 +95,7 @@ def _figures_in(messages: Iterable[dict[str, Any]], asked: str | None) -> dict[s
         parse = message.get("parse_data") or message
         text = message.get("text") or ""
         entities = parse.get("entities") or []
-        found.update(extract(text, entities, asked))
+        found.update(extract(text, entities, asked, context().today()))
         hardship = hardship_from(entities, text, asked)
         if hardship:
             found[HARDSHIP_REASON], found[HARDSHIP_DETAIL] = hardship
@@ -152,12 +153,26 @@ class ValidateCircumstancesForm(FormValidationAction):
                     # Either figure may be the wrong one: both are asked again, income
                     # first, so a mistyped income ("1" for 1万) cannot block the form.
                     events.append(SlotSet(INCOME, None))
+            elif name == HARDSHIP_MONTHS and _from_horizon(tracker, asked, starting):
+                # "过完年": say how many months that was taken as.
+                dispatcher.utter_message(
+                    response="utter_horizon_taken_hardship_months", value=value
+                )
             elif name in _ranged(tracker, asked, starting):
                 # "四五千": say which figure was taken, so the debtor can correct it.
                 shown = value if name == HARDSHIP_MONTHS else money(Decimal(value))
                 dispatcher.utter_message(response=f"utter_range_taken_{name}", value=shown)
             events.append(SlotSet(name, value))
         return events
+
+
+def _from_horizon(tracker: Tracker, asked: str | None, starting: bool) -> bool:
+    """Whether the latest message gave the hardship's length as when it ends ("年底")."""
+    if starting:
+        return False
+    latest = tracker.latest_message
+    text, entities = latest.get("text") or "", latest.get("entities") or []
+    return hardship_horizon(text, entities, asked, context().today()) is not None
 
 
 def _ranged(tracker: Tracker, asked: str | None, starting: bool) -> set[str]:

@@ -17,9 +17,11 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from datetime import date
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
+from bot.domain.horizons import RECOVERY, months_until
 from bot.domain.negotiation import Circumstances
 from bot.domain.policy import Policy
 
@@ -248,15 +250,40 @@ def extract(
     text: str,
     entities: Iterable[Mapping[str, Any]],
     asked: str | None = None,
+    today: date | None = None,
 ) -> dict[str, str]:
-    """The circumstances stated in one message; `asked` is the question it answers."""
-    return extract_with_ranges(text, entities, asked)[0]
+    """The circumstances stated in one message; `asked` is the question it answers.
+
+    Given `today`, a hardship said to end at a time ("过完年", "下个月就好了")
+    counts as the months until then (`hardship_horizon`).
+    """
+    return extract_with_ranges(text, entities, asked, today)[0]
+
+
+def hardship_horizon(
+    text: str,
+    entities: Iterable[Mapping[str, Any]],
+    asked: str | None,
+    today: date,
+) -> int | None:
+    """The hardship's length in months when the message names when it ends, not how long.
+
+    Read at the duration question, or anywhere the message says the hardship is
+    over then ("过完年应该能找到工作"); a duration in months always wins.
+    """
+    text = text or ""
+    if any(m.entity == "months" for m in mentions(entities)):
+        return None
+    if asked != HARDSHIP_MONTHS and not RECOVERY.search(text):
+        return None
+    return months_until(text, today)
 
 
 def extract_with_ranges(
     text: str,
     entities: Iterable[Mapping[str, Any]],
     asked: str | None = None,
+    today: date | None = None,
 ) -> tuple[dict[str, str], set[str]]:
     """`extract`, and the fields whose figure came from a range (the reply says which end)."""
     found: dict[str, str] = {}
@@ -303,6 +330,10 @@ def extract_with_ranges(
         if unassigned[-1].high is not None:
             ranged.add(asked)
     stripped = text.strip()
+    if today is not None and HARDSHIP_MONTHS not in found:
+        horizon = hardship_horizon(text, entities, asked, today)
+        if horizon is not None:
+            found[HARDSHIP_MONTHS] = str(horizon)
     if asked == HARDSHIP_MONTHS and HARDSHIP_MONTHS not in found:
         if _LONG_TERM.search(stripped):
             found[HARDSHIP_MONTHS] = UNKNOWN

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Iterator
 from dataclasses import replace
-from datetime import timedelta
+from datetime import datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -31,6 +31,7 @@ from actions.formatting import full_date
 from actions.offers import ActionChoosePlan, ActionOfferPlans, ActionReviseOffers, choose
 from actions.promise import ActionCheckPromise
 from actions.schedule import ActionShowSchedule
+from bot.domain.clock import BEIJING
 from bot.domain.policy import DEFAULT_POLICY_PATH, load_policy
 from bot.store.identity import verify_identity
 from bot.store.migrate import upgrade
@@ -659,3 +660,12 @@ async def test_a_range_is_taken_by_the_rule_and_the_reply_says_which_figure(zhan
     assert events == [SlotSet("monthly_income", "4000.00")]
     assert responses(dispatcher) == ["utter_range_taken_monthly_income"]
     assert dispatcher.messages[0]["value"] == "4,000.00"
+
+
+async def test_a_hardship_said_to_end_at_a_time_is_counted_and_said(zhang_wei: int) -> None:
+    """ "过完年应该能找到工作" on 3 December: until February, and the reply says so."""
+    december = datetime(2026, 12, 3, 10, 0, tzinfo=BEIJING)
+    with use(replace(context(), now=lambda: december)):
+        events, said = await validate("过完年应该能找到工作", {"requested_slot": "hardship_months"})
+    assert events == [SlotSet("hardship_months", "2")]
+    assert said == ["utter_horizon_taken_hardship_months"]

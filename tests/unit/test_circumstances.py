@@ -196,3 +196,22 @@ def test_the_engine_s_view_of_the_slots() -> None:
     )
     assert circumstances({**slots, INCOME: None}) is None
     assert circumstances({**slots, HARDSHIP_REASON: "<script>"}).hardship_reason == "other"  # type: ignore[union-attr]
+
+
+@pytest.mark.parametrize(
+    ("text", "asked", "expected"),
+    [
+        ("过完年应该就好了", HARDSHIP_MONTHS, {HARDSHIP_MONTHS: "3"}),
+        ("估计年底吧", HARDSHIP_MONTHS, {HARDSHIP_MONTHS: "1"}),
+        ("下个月就好了", HARDSHIP_MONTHS, {HARDSHIP_MONTHS: "1"}),
+        # Said unasked, it counts only when the message says the hardship ends then.
+        ("收入四千 明年三月应该能找到工作", None, {INCOME: "4000.00", HARDSHIP_MONTHS: "4"}),
+        ("下个月发工资", INCOME, {}),
+        # A number of months always wins over the horizon.
+        ("大概三个月 过完年", HARDSHIP_MONTHS, {HARDSHIP_MONTHS: "3"}),
+    ],
+)
+def test_a_hardship_said_to_end_at_a_time(
+    parser: QuantityParser, text: str, asked: str | None, expected: dict[str, str]
+) -> None:
+    assert extract(text, entities(parser, text), asked, TODAY) == expected
