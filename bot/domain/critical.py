@@ -1,11 +1,12 @@
 """Critical messages caught by word and pattern lists, not by the classifier alone.
 
 A debtor in danger, a complaint about collectors, a dispute, a request for a
-person and "I cannot pay" must never be missed because a statistical model was
-unsure. The lists live in the policy file (`critical_messages:`), are compiled
-and validated when the policy loads, and are applied to every message after
-the classifier: by the NLU pipeline (`bot.rasa_ext.nlu.components.CriticalMessageGuard`)
-and by the actions that must tell imminent danger from other distress.
+person, "I cannot pay" and an explicit "I will not pay" must never be missed
+because a statistical model was unsure. The lists live in the policy file
+(`critical_messages:`), are compiled and validated when the policy loads, and
+are applied to every message after the classifier: by the NLU pipeline
+(`bot.rasa_ext.nlu.components.CriticalMessageGuard`) and by the actions that
+must tell imminent danger from other distress.
 
 Patterns are regular expressions matched against the normalised message
 (Simplified Chinese, half-width, lower case), so one list serves Traditional
@@ -37,9 +38,11 @@ RULE_INTENTS: dict[str, str] = {
     "dispute_debt": DISPUTE,
     "request_human": HUMAN,
     "unable_to_pay": HARDSHIP,
+    "refuse_payment": REFUSAL,
 }
-#: Critical intents, most urgent first: a rule never overrides a more urgent prediction.
-URGENCY = (DISTRESS, COMPLAINT, DISPUTE, HUMAN, HARDSHIP)
+#: Critical intents, most urgent first: a rule never overrides a more urgent prediction
+#: (so an explicit "will not pay" never replaces a hardship the classifier saw).
+URGENCY = (DISTRESS, COMPLAINT, DISPUTE, HUMAN, HARDSHIP, REFUSAL)
 #: Predictions that "I cannot pay" replaces. An FAQ such as "还不上了怎么办" keeps
 #: its answer, and inside the circumstances form an answer keeps its intent.
 INABILITY_REPLACES = frozenset({REFUSAL, "nlu_fallback", "out_of_scope", "greet", "thank"})

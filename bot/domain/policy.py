@@ -235,6 +235,7 @@ class CriticalMessagesSection(_Section):
     dispute_debt: CriticalRule
     request_human: CriticalRule
     unable_to_pay: CriticalRule
+    refuse_payment: CriticalRule
 
     def compiled(self) -> CriticalMessages:
         """The rules, compiled, in the order `bot.domain.critical.RULE_INTENTS` tries them."""

@@ -71,7 +71,6 @@ def test_distress_without_danger_now(rules: CriticalMessages, text: str) -> None
         "你是机器人吗",
         "你係咪真人嚟㗎",
         "切 懒得跟你说",
-        "我就是不还",
         "我跟家里商量一下明天再来",
         "最低还款是多少",
         "有哪些方案 直接说吧",
@@ -218,3 +217,87 @@ def test_every_rule_is_required() -> None:
     del data["critical_messages"]["imminent_danger"]
     with pytest.raises(PolicyError, match="critical_messages.imminent_danger"):
         parse_policy(data)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "我刚划开了手腕",
+        "吞下了半瓶安眠药",
+        "我已经喝了农药",
+        "我现在浑身是伤 流了好多血",
+        "炭已经点着了",
+    ],
+)
+def test_harm_already_done_is_imminent_danger(rules: CriticalMessages, text: str) -> None:
+    assert rules.is_imminent_danger(text)
+
+
+@pytest.mark.parametrize("text", ["昨晚喝了一瓶啤酒", "我老公出车祸流了很多血", "我吃了感冒药"])
+def test_harm_to_others_or_none_is_not_imminent_danger(rules: CriticalMessages, text: str) -> None:
+    assert not rules.is_imminent_danger(text)
+
+
+@pytest.mark.parametrize(
+    ("text", "intent"),
+    [
+        # Debts called crimes, threats of shame, third parties, rude or absent service.
+        ("催收说我是恶意透支 要判刑", "complain"),
+        ("他们打电话跟我说我涉嫌诈骗", "complain"),
+        ("说不还就让我身败名裂", "complain"),
+        ("我们村委会都接到催收电话了", "complain"),
+        ("客服一直踢皮球", "complain"),
+        ("你们职员说话阴阳怪气的", "complain"),
+        ("我要去人民银行反映你们", "complain"),
+        # Figures that do not agree, charges taken twice, a wrong record.
+        ("app上的欠款和你们说的对不上", "dispute_debt"),
+        ("年费多扣了一次", "dispute_debt"),
+        ("我的征信记录有误", "dispute_debt"),
+        # A negotiator asked for by name of the role.
+        ("麻烦让协商员给我回个电话", "request_human"),
+        ("帮我转协商人员", "request_human"),
+        ("我没有还款能力了", "state_hardship"),
+    ],
+)
+def test_more_ways_of_saying_the_critical_classes(
+    rules: CriticalMessages, text: str, intent: str
+) -> None:
+    assert intent_of(rules, text) == intent
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "我就是不还",
+        "老子就不还",
+        "一分钱都不会还",
+        "休想让我还钱",
+        "不还你们又能拿我怎么样",
+        "我故意不还的",
+    ],
+)
+def test_an_explicit_will_not_is_a_refusal(rules: CriticalMessages, text: str) -> None:
+    verdict = rules.correct("faq", text)
+    assert verdict is not None and verdict.intent == "refuse_payment"
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "我不是不还 是真的没钱",  # inability: never a refusal
+        "就是还不上了",
+        "我没说不还啊",
+        "如果一直不还会怎么样",  # a question about the consequences
+        "我朋友就是不还 后来怎么样了",  # someone else's refusal
+        "催收会不会打给村委会",  # a question about what collectors may do
+        "手续费是怎么算的",
+        "你是真人吗",
+    ],
+)
+def test_not_a_refusal_nor_another_class(rules: CriticalMessages, text: str) -> None:
+    assert intent_of(rules, text) in (None, "state_hardship")
+    assert intent_of(rules, text) != "refuse_payment"
+
+
+def test_a_refusal_never_replaces_a_hardship_the_classifier_saw(rules: CriticalMessages) -> None:
+    assert rules.correct("state_hardship", "反正就不还了 失业了") is None
