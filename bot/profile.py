@@ -31,3 +31,13 @@ def require_shared(name: str) -> str:
             f"{name} must be set when BOT_PROFILE=scale: every replica needs the same value"
         )
     return value
+
+
+class UnsafeForScale(ValueError):
+    """A setting one machine may run with, but several replicas behind a load balancer not."""
+
+
+def refuse_in_scale(problem: str | None) -> None:
+    """In the scale profile, refuse to start because of `problem` (when there is one)."""
+    if problem and scale_profile():
+        raise UnsafeForScale(f"BOT_PROFILE=scale will not start: {problem}")

@@ -2,10 +2,11 @@
 
 The channel's blueprint is registered on a Sanic app the way Rasa registers
 input channels; WeChat is played by `tests.support.wechat_fake.WeChatClient` and
-the WeChat server API by `FakeWeChatApi`. The de-duplication store is the local
-Redis when it runs (keys are per test: each test has its own app id), else the
-in-process fallback. The scale profile's tests (`BOT_PROFILE=scale`) need the
-local Redis; `BOT_PROFILE` is unset for the others.
+the WeChat server API by `FakeWeChatApi`. The shared store is the local Redis
+(database 9 unless `TEST_REDIS_URL` says otherwise; keys are per test: each
+test has its own app id), else the in-process fallback. The scale profile's
+tests (`BOT_PROFILE=scale`) and those of replicas need the local Redis and fail
+without it; `BOT_PROFILE` is unset for the others.
 """
 
 from __future__ import annotations
@@ -14,6 +15,8 @@ import asyncio
 import contextlib
 import itertools
 import logging
+import os
+import socket
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -23,6 +26,7 @@ from typing import Any
 
 import aiohttp
 import pytest
+import redis.asyncio as aioredis
 from rasa.core.channels.channel import UserMessage
 from sanic import Sanic
 
@@ -34,6 +38,7 @@ from bot.rasa_ext.channels.wechat import (
     sender_id,
 )
 from bot.rasa_ext.channels.wechat_api import WeChatApi
+from bot.rasa_ext.channels.wechat_replay import NONCE_MARGIN, nonce_key
 from bot.rasa_ext.channels.wechat_store import SharedStore, SharedStoreUnavailable
 from bot.rasa_ext.channels.wechat_text import (
     MAX_TEXT_BYTES,
@@ -58,6 +63,7 @@ from tests.support.wechat_fake import (
     voice_message,
 )
 
+REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/9")
 UNREACHABLE = "redis://127.0.0.1:1/0"
 UNSUPPORTED = "抱歉，我暂时只能读懂文字和语音消息，请直接打字告诉我您的问题。"
 PLAN_BUTTONS = [
@@ -126,7 +132,11 @@ Start = Callable[..., Awaitable[Harness]]
 
 @pytest.fixture
 async def start(domain_path: str, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Start]:
-    """Start the channel in a Sanic server: `await start(safe=..., delay=..., **settings)`."""
+    """Start the channel in a Sanic server: `await start(safe=..., delay=..., **settings)`.
+
+    With `replica_of`, another replica of that harness's channel: same account,
+    same fake WeChat, same settings (`settings` may still change some).
+    """
     # Sanic rewrites its request handling at each app's start-up; in test mode it
     # can do so for more than one app in a process.
     monkeypatch.setattr(Sanic, "test_mode", True)
@@ -135,19 +145,28 @@ async def start(domain_path: str, monkeypatch: pytest.MonkeyPatch) -> AsyncItera
     cleanups: list[Callable[[], Awaitable[None]]] = []
 
     async def _start(
-        *, safe: bool = True, reply: Replier = echo, delay: float = 0.0, **settings: Any
+        *,
+        safe: bool = True,
+        reply: Replier = echo,
+        delay: float = 0.0,
+        replica_of: Harness | None = None,
+        **settings: Any,
     ) -> Harness:
-        fake = FakeWeChatApi(app_id=f"wx{uuid.uuid4().hex[:16]}")
-        base = await fake.start()
-        cleanups.append(fake.stop)
-        config = WeChatConfig(
-            token=TOKEN,
-            app_id=fake.app_id,
-            app_secret=APP_SECRET,
-            aes_key=AES_KEY if safe else "",
-            api_base=base,
-            domain_path=domain_path,
-        )
+        if replica_of is None:
+            fake = FakeWeChatApi(app_id=f"wx{uuid.uuid4().hex[:16]}")
+            base = await fake.start()
+            cleanups.append(fake.stop)
+            config = WeChatConfig(
+                token=TOKEN,
+                app_id=fake.app_id,
+                app_secret=APP_SECRET,
+                aes_key=AES_KEY if safe else "",
+                api_base=base,
+                redis_url=REDIS_URL,
+                domain_path=domain_path,
+            )
+        else:
+            fake, config = replica_of.fake, replica_of.channel.config
         config = replace(config, **settings)
         channel = WeChatInput(config)
         rasa = StubRasa(reply=reply, delay=delay)
@@ -156,8 +175,11 @@ async def start(domain_path: str, monkeypatch: pytest.MonkeyPatch) -> AsyncItera
         # As Rasa's `register` does, with the stub in place of the agent.
         app.blueprint(channel.blueprint(rasa), url_prefix="/webhooks/wechat")
         app.ctx.input_channels = [channel]
+        # A socket of its own on a free port (Sanic takes port 0 for its default, 8000).
+        listening = socket.socket()
+        listening.bind(("127.0.0.1", 0))
         server = await app.create_server(
-            host="127.0.0.1", port=0, return_asyncio_server=True, access_log=False
+            sock=listening, return_asyncio_server=True, access_log=False
         )
         assert server is not None
         await server.startup()
@@ -178,7 +200,9 @@ async def start(domain_path: str, monkeypatch: pytest.MonkeyPatch) -> AsyncItera
 
         cleanups.append(stop)
         client = WeChatClient(
-            http_transport(session, url), app_id=fake.app_id, aes_key=AES_KEY if safe else None
+            http_transport(session, url),
+            app_id=fake.app_id,
+            aes_key=config.aes_key or None,
         )
         return Harness(channel, rasa, fake, client, url, session)
 
@@ -244,6 +268,158 @@ async def test_safe_mode_refuses_plain_messages(start: Start) -> None:
     plain = WeChatClient(wechat.client.transport, app_id=wechat.fake.app_id, aes_key=None)
     assert (await plain.push(text_message(new_openid(), "你好"))).status == 400
     assert wechat.rasa.messages == []
+
+
+async def test_a_future_timestamp_is_refused(start: Start) -> None:
+    wechat = await start()
+    query = wechat.client.signed_query(timestamp=int(time.time()) + 301)
+    reply = await wechat.client.push(text_message(new_openid(), "你好"), query)
+    assert reply.status == 403
+    assert "timestamp" in reply.body
+    # Within the window either way is fine (clocks differ a little).
+    query = wechat.client.signed_query(timestamp=int(time.time()) + 60)
+    assert (await wechat.client.push(text_message(new_openid(), "你好"), query)).status == 200
+    assert wechat.rasa.texts == ["你好"]
+
+
+async def test_a_timestamp_that_is_not_plain_digits_is_refused(start: Start) -> None:
+    wechat = await start(safe=False)
+    client = wechat.client
+    for stamp in (f" {int(time.time())}", f"+{int(time.time())}", "1_7" + "0" * 8):
+        nonce = "12345"
+        query = {"signature": client.signature(stamp, nonce), "timestamp": stamp, "nonce": nonce}
+        reply = await client.push(text_message(new_openid(), "你好"), query)
+        assert (reply.status, reply.body) == (403, "invalid timestamp")
+    assert wechat.rasa.messages == []
+
+
+# --- replays ----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("safe", [True, False], ids=["safe", "plain"])
+async def test_a_replayed_request_runs_no_turn_and_discloses_no_answer(
+    start: Start, safe: bool
+) -> None:
+    wechat = await start(safe=safe)
+    query, body = wechat.client.encode(text_message(new_openid(), "我的欠款还有多少"))
+    first = await wechat.client.post_raw(query, body)
+    assert first.content == "收到：我的欠款还有多少"
+    # The very same request again: no second turn, and not the answer either.
+    for _ in range(2):
+        again = await wechat.client.post_raw(query, body)
+        assert (again.status, again.body, again.content) == (200, "success", None)
+    assert wechat.rasa.texts == ["我的欠款还有多少"]
+
+
+async def test_a_replayed_query_with_another_message_is_refused(start: Start) -> None:
+    """Plain mode: the signature does not cover the body, the nonce guard does."""
+    wechat = await start(safe=False)
+    query = wechat.client.signed_query()
+    assert (await wechat.client.push(text_message(new_openid(), "你好"), query)).status == 200
+    victim = new_openid()
+    for forged in (
+        text_message(victim, "我同意每月还款 5000 元"),
+        event(victim, "subscribe"),
+        image_message(victim),
+    ):
+        reply = await wechat.client.push(forged, query)
+        assert reply.status == 403
+        assert "used already" in reply.body
+    assert wechat.rasa.texts == ["你好"]
+    # A fresh request, signed with its own nonce, is accepted as always.
+    fresh = await wechat.client.push(text_message(victim, "你好"))
+    assert fresh.content == "收到：你好"
+    assert wechat.rasa.texts == ["你好", "你好"]
+
+
+async def test_the_query_of_a_message_that_ran_no_turn_cannot_carry_one(start: Start) -> None:
+    wechat = await start(safe=False)
+    query = wechat.client.signed_query()
+    assert (await wechat.client.push(image_message(new_openid()), query)).content == UNSUPPORTED
+    assert (await wechat.client.push(text_message(new_openid(), "你好"), query)).status == 403
+    assert wechat.rasa.messages == []
+
+
+async def test_a_replay_in_safe_mode_cannot_swap_the_message(start: Start) -> None:
+    wechat = await start()
+    query, body = wechat.client.encode(text_message(new_openid(), "你好"))
+    assert (await wechat.client.post_raw(query, body)).status == 200
+    _, other = wechat.client.encode(text_message(new_openid(), "我同意"))
+    assert (await wechat.client.post_raw(query, other)).status == 403
+    assert wechat.rasa.texts == ["你好"]
+
+
+async def test_wechat_retries_are_still_one_turn_with_the_answer(start: Start) -> None:
+    """WeChat's retries are requests of their own (fresh timestamp and nonce) and get
+    the first delivery's answer; one under the first's nonce would get `success`."""
+    wechat = await start(delay=0.5)
+    message = text_message(new_openid(), "罚息怎么算")
+    query, body = wechat.client.encode(message)
+    first = asyncio.create_task(wechat.client.post_raw(query, body))
+    await asyncio.sleep(0.1)
+    retry = await wechat.client.push(message)
+    assert retry.content == "收到：罚息怎么算"
+    assert (await first).content == "收到：罚息怎么算"
+    same_nonce = await wechat.client.post_raw(query, body)
+    assert (same_nonce.status, same_nonce.body) == (200, "success")
+    assert (await wechat.client.push(message)).content == "收到：罚息怎么算"
+    assert wechat.rasa.texts == ["罚息怎么算"]
+    assert wechat.fake.all_sent() == []
+
+
+@pytest.mark.parametrize(
+    ("safe", "profile"), [(True, "scale"), (False, "")], ids=["scale-safe", "default-plain"]
+)
+async def test_replicas_sharing_redis_refuse_a_replay_on_the_other(
+    start: Start, monkeypatch: pytest.MonkeyPatch, safe: bool, profile: str
+) -> None:
+    if profile:
+        monkeypatch.setenv("BOT_PROFILE", profile)
+    one = await start(safe=safe)
+    other = await start(replica_of=one)
+    assert other.channel.config.app_id == one.channel.config.app_id
+    query, body = one.client.encode(text_message(new_openid(), "我想申请分期"))
+    assert (await one.client.post_raw(query, body)).content == "收到：我想申请分期"
+    # The same request, handed to the other replica by the load balancer.
+    again = await other.client.post_raw(query, body)
+    assert (again.status, again.body) == (200, "success")
+    _, swapped = other.client.encode(text_message(new_openid(), "我同意"))
+    assert (await other.client.post_raw(query, swapped)).status == 403
+    assert one.rasa.texts == ["我想申请分期"]
+    assert other.rasa.messages == []
+    assert one.channel.store.uses_redis and other.channel.store.uses_redis
+    # The claim lasts while the timestamp is in the window, and the margin.
+    redis = aioredis.from_url(REDIS_URL, decode_responses=True)
+    try:
+        ttl = await redis.ttl(nonce_key(one.channel.config.app_id, query["signature"]))
+    finally:
+        await redis.close()
+    assert 300 <= ttl <= 300 + NONCE_MARGIN + 1
+    # A fresh request on the other replica is accepted.
+    assert (await other.client.push(text_message(new_openid(), "你好"))).content == "收到：你好"
+
+
+async def test_without_redis_one_process_still_refuses_replays(start: Start) -> None:
+    wechat = await start(safe=False, redis_url=UNREACHABLE)
+    query = wechat.client.signed_query()
+    assert (await wechat.client.push(text_message(new_openid(), "你好"), query)).status == 200
+    assert (await wechat.client.push(text_message(new_openid(), "我同意"), query)).status == 403
+    assert wechat.rasa.texts == ["你好"]
+    assert not wechat.channel.store.uses_redis
+
+
+async def test_scale_profile_accepts_a_request_refused_during_an_outage_once_redis_is_back(
+    start: Start, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The refused request claimed nothing: WeChat's next delivery is accepted."""
+    monkeypatch.setenv("BOT_PROFILE", "scale")
+    wechat = await start(redis_url=UNREACHABLE)
+    query, body = wechat.client.encode(text_message(new_openid(), "你好"))
+    assert (await wechat.client.post_raw(query, body)).status == 503
+    wechat.channel.store.url = REDIS_URL
+    assert (await wechat.client.post_raw(query, body)).content == "收到：你好"
+    assert (await wechat.client.post_raw(query, body)).body == "success"
+    assert wechat.rasa.texts == ["你好"]
 
 
 # --- messages -------------------------------------------------------------------------------
@@ -602,8 +778,10 @@ async def test_scale_profile_without_redis_answers_503_and_runs_no_turn(
             assert "de-duplication" in reply.body
     assert wechat.rasa.messages == []
     assert "BOT_PROFILE=scale" in caplog.text
-    # What needs no store is answered as before.
-    assert (await wechat.client.push(image_message(new_openid()))).content == UNSUPPORTED
+    # Fail closed: a request whose signature cannot be claimed is not accepted,
+    # even one that runs no turn (its query could be replayed with a text).
+    assert (await wechat.client.push(image_message(new_openid()))).status == 503
+    # URL verification runs nothing and needs no store.
     assert (await wechat.client.verify("echo-1")).body == "echo-1"
 
 

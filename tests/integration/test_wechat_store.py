@@ -18,9 +18,10 @@ import pytest
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
+from bot.rasa_ext.channels.wechat_replay import Admission, NonceGuard
 from bot.rasa_ext.channels.wechat_store import SharedStore, SharedStoreUnavailable
 
-REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/9")
 UNREACHABLE = "redis://127.0.0.1:1/0"
 
 
@@ -157,3 +158,28 @@ async def test_default_profile_falls_back_again_and_keeps_retrying(
     assert await store.get(key) is None
     assert store.uses_redis
     await store.close()
+
+
+async def test_replicas_racing_for_one_signature_admit_it_once(
+    monkeypatch: pytest.MonkeyPatch, redis: aioredis.Redis, prefix: str
+) -> None:
+    """SET NX in Redis: of many replicas seeing one signature at once, one accepts it."""
+    monkeypatch.setenv("BOT_PROFILE", "scale")
+    now = 1_800_000_000.0
+    stores = [SharedStore(REDIS_URL) for _ in range(4)]
+    guards = [NonceGuard(store, prefix, 300.0, lambda: now) for store in stores]
+    args = {"signature": uuid.uuid4().hex, "timestamp": str(int(now) - 10), "nonce": "1"}
+    verdicts = await asyncio.gather(
+        *(guard.admit(args, f"{prefix}:msg:1") for guard in guards for _ in range(5))
+    )
+    assert verdicts.count(Admission.FIRST) == 1
+    assert set(verdicts) == {Admission.FIRST, Admission.REPEAT}
+    assert await guards[0].admit(args, f"{prefix}:msg:2") is Admission.REPLAY
+    # Until the timestamp leaves the window (290 s) and the margin for the clocks.
+    key = f"wechat:{prefix}:nonce:{args['signature']}"
+    try:
+        assert 340 <= await redis.ttl(key) <= 350
+    finally:
+        await redis.delete(key)
+        for store in stores:
+            await store.close()

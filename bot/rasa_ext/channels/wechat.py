@@ -7,19 +7,25 @@ secrets come from the environment (which wins over the file):
   channel still loads, but answers every request with 503.
 - `WECHAT_APP_ID`, `WECHAT_APP_SECRET`: for the access token of the
   customer-service message API.
-- `WECHAT_AES_KEY` (43 characters): safe mode, messages are encrypted both ways.
+- `WECHAT_AES_KEY` (43 characters): safe mode, messages are encrypted both ways
+  and each one's `msg_signature` covers it. Required in the scale profile
+  whenever `WECHAT_TOKEN` is set: a replica in plain mode refuses to start
+  (`bot.profile.UnsafeForScale`). The default profile allows plain mode.
 - `WECHAT_API_BASE`: default `https://api.weixin.qq.com`.
-- `REDIS_URL`: the de-duplication and button store, and the access token shared
-  by all instances (default local Redis).
+- `REDIS_URL`: the store of signatures used, de-duplication and buttons, and
+  the access token shared by all instances (default local Redis).
 - `BOT_PROFILE=scale`: several replicas share this store; when Redis is down
   nothing falls back to one process (see "When Redis is down" below).
 
 How a message is answered:
 
 1. `GET` is WeChat's URL verification; every `POST` must carry a valid
-   signature with a timestamp at most five minutes off, or it gets 403 before
-   anything else happens. Bodies over 64 KB get 413, XML with a DTD (entity
-   bombs, external entities) or otherwise malformed gets 400.
+   signature with a timestamp at most five minutes off (either way), or it
+   gets 403 before anything else happens. Bodies over 64 KB get 413, XML with
+   a DTD (entity bombs, external entities) or otherwise malformed gets 400.
+   Each `POST`'s signature is then accepted once by all replicas together
+   (`wechat_replay`, SET NX in Redis): used again with another message it
+   gets 403, with the same message `success` and no turn.
 2. Text, voice with WeChat's speech recognition, and the `subscribe` event (sent
    to Rasa as `/greet`) become a turn of the conversation `wechat:<openid>`;
    any other message gets the domain's `utter_wechat_unsupported`.
@@ -36,9 +42,11 @@ When Redis is down: in the default profile the store keeps its keys in this
 process (`bot.rasa_ext.channels.wechat_store`) and nothing changes here. In the scale
 profile the store raises `SharedStoreUnavailable`, and each use decides:
 
-- Claiming a message for de-duplication, or waiting as a retry for the first
-  delivery's answer: HTTP 503 and no turn, so that WeChat delivers the message
-  again later and no replica runs a turn it cannot de-duplicate.
+- Claiming a request's signature (every `POST`, also of a picture or an event
+  that runs no turn), claiming a message for de-duplication, or waiting as a
+  retry for the first delivery's answer: HTTP 503 and no turn, so that WeChat
+  delivers the message again later and no replica accepts a request it could
+  not refuse when replayed, or runs a turn it cannot de-duplicate.
 - Once a message is claimed its turn runs and its answer is delivered: the
   buttons lookup counts as "no buttons" (a number is passed on as it is),
   failing to record the answer or the buttons shown is logged (a retry then
@@ -49,7 +57,8 @@ profile the store raises `SharedStoreUnavailable`, and each use decides:
   to its caller, as a refused send does.
 
 The parts: `wechat_config` (settings, conversation ids), `wechat_envelope`
-(signatures, safe-mode encryption), `wechat_endpoint` (from a message to its
+(signatures, safe-mode encryption), `wechat_replay` (each signature once),
+`wechat_endpoint` (from a message to its
 answer), `wechat_sender` (customer-service messages, buttons), and below them
 `wechat_api`, `wechat_store`, `wechat_text` and `wechat_xml`. This module is
 what Rasa loads; it re-exports the channel's public names.
@@ -67,6 +76,7 @@ from sanic import Blueprint, response
 from sanic.request import Request
 from sanic.response import HTTPResponse
 
+from bot.profile import refuse_in_scale
 from bot.rasa_ext.channels.wechat_api import WeChatApi
 from bot.rasa_ext.channels.wechat_config import (
     CHANNEL_NAME,
@@ -130,6 +140,7 @@ class WeChatInput(InputChannel):
 
     def __init__(self, config: WeChatConfig | None = None) -> None:
         self.config = config or WeChatConfig.from_sources(None, os.environ)
+        refuse_in_scale(self.config.scale_problem())
         problem = self.config.problem()
         if problem:
             logger.warning("WeChat channel loaded but disabled: %s", problem)

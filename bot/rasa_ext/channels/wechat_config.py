@@ -75,6 +75,16 @@ class WeChatConfig:
     def safe_mode(self) -> bool:
         return bool(self.aes_key)
 
+    def scale_problem(self) -> str | None:
+        """Why the scale profile refuses this configuration (plain mode), or None."""
+        if self.token and not self.aes_key:
+            return (
+                "the WeChat channel needs safe mode: set WECHAT_AES_KEY (the account's "
+                "EncodingAESKey, 43 characters) and WECHAT_APP_ID, or unset WECHAT_TOKEN; "
+                "in plain mode the signature does not cover the message"
+            )
+        return None
+
     def problem(self) -> str | None:
         """Why the channel cannot serve requests, or None when it can."""
         if not self.token:

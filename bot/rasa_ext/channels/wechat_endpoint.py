@@ -1,8 +1,9 @@
 """The WeChat webhook's logic, apart from the web framework: from a message to its answer.
 
-Text, voice with WeChat's speech recognition and the `subscribe` event become
-a turn of the conversation; each message is claimed in the shared store so that
-WeChat's retries never start a second turn; an answer ready within
+Each signed `POST` is accepted once (`wechat_replay`); text, voice with WeChat's
+speech recognition and the `subscribe` event become a turn of the
+conversation; each message is claimed in the shared store so that WeChat's
+retries never start a second turn; an answer ready within
 `reply_within` seconds is the passive reply, a later one goes out through the
 customer-service message API (`bot.rasa_ext.channels.wechat_sender`). See
 `bot.rasa_ext.channels.wechat` for the whole story, and what happens when Redis
@@ -37,6 +38,7 @@ from bot.rasa_ext.channels.wechat_envelope import (
     plain_reply,
     safe_mode_crypto,
 )
+from bot.rasa_ext.channels.wechat_replay import Admission, NonceGuard
 from bot.rasa_ext.channels.wechat_sender import WeChatSender
 from bot.rasa_ext.channels.wechat_store import SharedStoreUnavailable
 from bot.rasa_ext.channels.wechat_text import (
@@ -63,6 +65,8 @@ _PENDING = "pending"
 _DEFERRED = json.dumps({"state": "deferred"})
 
 SUCCESS = "success"
+#: The answer (503) while the shared store is unavailable in the scale profile.
+STORE_UNAVAILABLE = "the de-duplication store is unavailable; try again later"
 
 
 def load_response_text(domain_path: str, name: str) -> str | None:
@@ -109,6 +113,7 @@ class WeChatEndpoint:
         self.store = sender.store
         self.clock = clock
         self._crypto = safe_mode_crypto(config)
+        self.nonces = NonceGuard(self.store, config.app_id, config.max_clock_skew, clock)
         self._unsupported_text: str | None = None
         self._unsupported_loaded = False
         self._tasks: set[asyncio.Task[Any]] = set()
@@ -165,20 +170,30 @@ class WeChatEndpoint:
         if isinstance(decoded, WebReply):
             return decoded
         message = decoded
+        key = self._dedup_key(message, str(message._data.get("CreateTime", "")))
+        try:
+            admission = await self.nonces.admit(args, key)
+        except SharedStoreUnavailable:
+            # Scale profile, Redis down (logged by the store): nothing is accepted
+            # that could not be refused when replayed; WeChat delivers it again later.
+            return plain_reply(503, STORE_UNAVAILABLE)
+        if admission is Admission.REPLAY:
+            logger.warning("WeChat channel: refused a replayed signature with another message")
+            return plain_reply(403, "this signature was used already")
+        if admission is Admission.REPEAT:
+            logger.info("WeChat channel: a request came again with its signature; no turn")
+            return plain_reply(200, SUCCESS)
         kind, text = self.user_text(message)
         if kind == "silent":
             return plain_reply(200, SUCCESS)
         if kind == "unsupported":
             reply = await self.unsupported_text()
             return self._passive(args, message, reply) if reply else plain_reply(200, SUCCESS)
-        create_time = str(message._data.get("CreateTime", ""))
-        key = self._dedup_key(message, create_time)
         try:
             if not await self.store.set(key, _PENDING, self.config.dedup_ttl, only_new=True):
                 return await self._answer_retry(args, message, key, deadline)
         except SharedStoreUnavailable:
-            # Scale profile, Redis down (logged by the store): WeChat delivers it again later.
-            return plain_reply(503, "the de-duplication store is unavailable; try again later")
+            return plain_reply(503, STORE_UNAVAILABLE)
         return await self._answer_first(args, message, key, text, deadline)
 
     async def _record(self, key: str, value: str) -> None:

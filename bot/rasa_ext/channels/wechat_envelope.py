@@ -1,15 +1,17 @@
 """What every request of the WeChat channel passes before its message is read.
 
-Every request must carry a valid signature with a timestamp at most
-`max_clock_skew` seconds off, or it gets 403. A `POST` body over 64 KB gets
-413; XML with a DTD or otherwise malformed gets 400. In safe mode (an AES key
-is set) the message must be encrypted and is decrypted here, and the passive
-reply is encrypted in turn. The answers are `WebReply`s, independent of the
-web framework.
+Every request must carry a valid signature with a timestamp (plain digits)
+at most `max_clock_skew` seconds off, in the past or the future, or it gets
+403; that a `POST`'s signature is used only once is `wechat_replay`'s part. A
+`POST` body over 64 KB gets 413; XML with a DTD or otherwise malformed gets
+400. In safe mode (an AES key is set) the message must be encrypted and is
+decrypted here, and the passive reply is encrypted in turn. The answers are
+`WebReply`s, independent of the web framework.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
@@ -27,6 +29,9 @@ from bot.rasa_ext.channels.wechat_xml import (
     to_message,
 )
 
+#: A timestamp as WeChat writes it: seconds since 1970, ASCII digits only.
+_TIMESTAMP = re.compile(r"[0-9]{1,12}")
+
 
 @dataclass
 class WebReply:
@@ -39,6 +44,14 @@ class WebReply:
 
 def plain_reply(status: int, text: str) -> WebReply:
     return WebReply(status, text)
+
+
+def parse_timestamp(text: str) -> int | None:
+    """The seconds of a `timestamp` argument; None unless it is plain digits.
+
+    `int()` alone would also take " 17…", "+17…" or "1_7…", which WeChat never sends.
+    """
+    return int(text) if _TIMESTAMP.fullmatch(text) else None
 
 
 def safe_mode_crypto(config: WeChatConfig) -> WeChatCrypto | None:
@@ -66,9 +79,8 @@ def check_request(
         check_signature(config.token, signature, timestamp, nonce)
     except InvalidSignatureException:
         return plain_reply(403, "invalid signature")
-    try:
-        stamp = int(timestamp)
-    except ValueError:
+    stamp = parse_timestamp(timestamp)
+    if stamp is None:
         return plain_reply(403, "invalid timestamp")
     if abs(clock() - stamp) > config.max_clock_skew:
         return plain_reply(403, "the timestamp is too far from now")

@@ -1,10 +1,11 @@
 """Short-lived state of the WeChat channel, shared by all Rasa instances through Redis.
 
-Three kinds of keys live here: the de-duplication record of each inbound
-message (WeChat retries a message it got no answer to), the buttons last shown
-to each user (so that a numbered reply can pick one), and the account's access
-token with the lock of whoever is fetching a new one (`wechat_api`). All expire
-by themselves.
+Four kinds of keys live here: the signature of each request accepted
+(`wechat_replay`: a replayed request is refused), the de-duplication record
+of each inbound message (WeChat retries a message it got no answer to), the
+buttons last shown to each user (so that a numbered reply can pick one), and
+the account's access token with the lock of whoever is fetching a new one
+(`wechat_api`). All expire by themselves.
 
 What happens when Redis cannot be reached depends on the profile
 (`bot.profile.scale_profile`):
@@ -13,16 +14,19 @@ What happens when Redis cannot be reached depends on the profile
   balancer): no fallback. The error is logged (once per outage; once more when
   Redis is back) and every call raises `SharedStoreUnavailable`; Redis is tried
   again at the next call. State kept in one replica would silently break
-  de-duplication and the shared token, so the channel answers 503 instead and
-  WeChat delivers the message again later (see `bot.rasa_ext.channels.wechat`).
+  the replay guard, de-duplication and the shared token (fail closed: a
+  replica of its own would accept what another already accepted), so the
+  channel answers 503 instead and WeChat delivers the message again later
+  (see `bot.rasa_ext.channels.wechat`).
 - Otherwise (one process): the store falls back to a dictionary in this
   process and says so in the log; the channel keeps working. Redis is tried
   again `retry_after` seconds (default 30) after it failed, and used again as
   soon as it answers (logged once). Keys written to the dictionary while Redis
   was down stay there only: they are not copied to Redis, and once Redis is
-  back they are not read any more (de-duplication records, buttons and a token
-  of the outage are forgotten, which costs at most a repeated turn, a number
-  taken literally or one more token fetch). They are seen again should Redis
+  back they are not read any more (signatures, de-duplication records,
+  buttons and a token of the outage are forgotten, which costs at most a
+  request of the outage accepted once more, a repeated turn, a number taken
+  literally or one more token fetch). They are seen again should Redis
   fail again before they expire.
 """
 
@@ -38,6 +42,7 @@ import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
 from bot.profile import scale_profile
+from bot.rasa_ext.log_masking import masked_url
 
 logger = logging.getLogger(__name__)
 
@@ -136,17 +141,19 @@ class SharedStore:
             log(
                 "WeChat channel: Redis at %s is unavailable (%s); BOT_PROFILE=scale has no "
                 "fallback, messages are refused until it is back",
-                self.url,
+                masked_url(self.url),
                 error,
             )
-            raise SharedStoreUnavailable(f"Redis at {self.url} is unavailable: {error}") from error
+            raise SharedStoreUnavailable(
+                f"Redis at {masked_url(self.url)} is unavailable: {error}"
+            ) from error
         self._retry_at = time.monotonic() + self.retry_after
         if first:
             logger.warning(
                 "WeChat channel: Redis at %s is unreachable (%s); keeping de-duplication, "
                 "button state and the access token in this process only, trying Redis "
                 "again in %g s",
-                self.url,
+                masked_url(self.url),
                 error,
                 self.retry_after,
             )
@@ -167,7 +174,9 @@ class SharedStore:
     def _back(self) -> None:
         if self._down:
             self._down = False
-            logger.info("WeChat channel: Redis at %s is reachable again; using it", self.url)
+            logger.info(
+                "WeChat channel: Redis at %s is reachable again; using it", masked_url(self.url)
+            )
 
     async def _client(self) -> Any:
         if self._redis is None:
