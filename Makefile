@@ -39,6 +39,7 @@ help:
 	@echo "make test   everything CI runs, in timed stages"
 	@echo "make bench  replies/s and latency: the embedded default and the cluster"
 	@echo "           with 1 and 2 replicas (starts each itself, about 13 minutes)"
+	@echo "make purge  delete or anonymise what is past the policy's retention (DRY_RUN=1: count only)"
 
 $(INSTALLED): requirements.lock pyproject.toml .ci/setup-venv bot/webchat/package-lock.json \
 		tests/botium/package-lock.json
@@ -162,6 +163,12 @@ model-tests: $(MODEL)
 
 bench: $(MODEL)
 	$(PY) -m bot.tools.bench
+
+# Conversations and audit trails past the `retention` of bot/policies/negotiation.yml, on
+# DATABASE_URL and the tracker store (TRACKER_DB_URL or TRACKER_DB); prints a JSON summary.
+# Meant for a daily schedule; several at once are safe. `make purge DRY_RUN=1` changes nothing.
+purge: $(INSTALLED)
+	$(PY) -m bot.store.retention purge $(if $(DRY_RUN),--dry-run)
 
 clean:
 	rm -rf models results var .pytest_cache .ruff_cache

@@ -205,6 +205,31 @@ class Escalation(_Section):
         return value
 
 
+#: Days a conversation or its audit trail is kept once nothing is open: a month to ten years.
+RetentionDays = conint(strict=True, ge=30, le=3660)
+
+
+class Retention(_Section):
+    """How long conversations and their audit trail are kept once nothing is open (PIPL Art. 19).
+
+    See `bot.domain.retention` for what "open" is and when the days start.
+    """
+
+    #: Transcript, saved state and the personal data of cases, referrals and agreements.
+    conversation_days: RetentionDays  # type: ignore[valid-type]
+    #: The conversation's audit log entries.
+    audit_days: RetentionDays  # type: ignore[valid-type]
+
+    @root_validator(skip_on_failure=True)
+    def _audit_outlives_content(cls, values: dict[str, Any]) -> dict[str, Any]:  # noqa: N805
+        if values["audit_days"] < values["conversation_days"]:
+            raise ValueError(
+                "audit_days is shorter than conversation_days: the audit trail must be kept"
+                " at least as long as the conversation it records"
+            )
+        return values
+
+
 Pattern = constr(min_length=1)
 
 
@@ -265,6 +290,7 @@ class Policy(_Section):
     #: domain.yml has choice buttons for one to three offers.
     max_offers: conint(ge=1, le=3)  # type: ignore[valid-type]
     escalation: Escalation
+    retention: Retention
     critical_messages: CriticalMessagesSection
 
     @validator("ranking")

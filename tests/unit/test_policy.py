@@ -704,3 +704,55 @@ def test_the_authority_limits_a_loan_extension_with_its_pause(tmp_path: Path) ->
         if o.plan == "loan_extension"
     ]
     assert (offer.deferral_months, offer.months) == (2, 1)
+
+
+# --- retention ----------------------------------------------------------------------------
+
+
+def test_the_bundled_retention_keeps_conversations_three_years_and_their_audit_five() -> None:
+    retention = load_policy().retention
+    assert (retention.conversation_days, retention.audit_days) == (1095, 1825)
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "problem"),
+    [
+        ("conversation_days", 0, "greater than or equal to 30"),
+        ("conversation_days", 7, "greater than or equal to 30"),
+        ("audit_days", 3661, "less than or equal to 3660"),
+        ("conversation_days", -1095, "greater than or equal to 30"),
+        ("conversation_days", "1095", "value is not a valid integer"),
+        ("audit_days", True, "value is not a valid integer"),
+        ("audit_days", None, "none is not an allowed value"),
+        ("conversation_days", 1095.5, "write decimals in quotes"),
+    ],
+)
+def test_a_bad_retention_is_refused_with_the_setting_named(
+    tmp_path: Path, key: str, value: Any, problem: str
+) -> None:
+    data = bundled()
+    data["retention"][key] = value
+    message = expect_error(write(tmp_path / "negotiation.yml", data))
+    assert f"  retention.{key}: " in message
+    assert problem in message
+
+
+def test_the_audit_trail_may_not_go_before_the_conversation(tmp_path: Path) -> None:
+    data = bundled()
+    data["retention"].update(conversation_days=1095, audit_days=365)
+    message = expect_error(write(tmp_path / "negotiation.yml", data))
+    assert "  retention: audit_days is shorter than conversation_days" in message
+    data["retention"]["audit_days"] = 1095
+    assert load_policy(write(tmp_path / "same.yml", data)).retention.audit_days == 1095
+
+
+@pytest.mark.parametrize("change", ["missing", "unknown key"])
+def test_the_retention_section_is_required_and_closed(tmp_path: Path, change: str) -> None:
+    data = bundled()
+    if change == "missing":
+        del data["retention"]
+        expected = "  retention: field required"
+    else:
+        data["retention"]["transcript_days"] = 30
+        expected = "  retention.transcript_days: extra fields not permitted"
+    assert expected in expect_error(write(tmp_path / "negotiation.yml", data))
