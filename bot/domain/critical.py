@@ -46,9 +46,13 @@ URGENCY = (DISTRESS, COMPLAINT, DISPUTE, HUMAN, HARDSHIP, REFUSAL)
 #: Predictions that "I cannot pay" replaces. An FAQ such as "还不上了怎么办" keeps
 #: its answer, and inside the circumstances form an answer keeps its intent.
 INABILITY_REPLACES = frozenset({REFUSAL, "nlu_fallback", "out_of_scope", "greet", "thank"})
-#: ... and an FAQ too when the message asks nothing: "查出来是癌症 这卡是真的没法还了"
-#: states a hardship; "还不上了怎么办" asks a question the FAQ answers.
+#: ... and these too when the message asks nothing: "查出来是癌症 这卡是真的没法还了"
+#: and "我现在没有还款能力" state a hardship; "还不上了怎么办" asks a question the FAQ
+#: answers. An answer inside the form (`inform`) keeps its intent.
 FAQ = "faq"
+INABILITY_REPLACES_UNLESS_ASKED = frozenset(
+    {FAQ, "ask_account_status", "ask_repayment_plan", "affirm", "deny", "goodbye", "bot_challenge"}
+)
 ASKS = re.compile(
     r"[?？吗嘛呢]|怎么|怎样|如何|什么|为何|为啥|多少|几个|几年|几天|哪里|哪些|哪个|"
     r"能不能|可不可以|可以不|会不会|是不是|有没有|要不要|行不行|算不算|后果|影响|咋办|咋整"
@@ -136,6 +140,6 @@ class CriticalMessages:
         if predicted in URGENCY and URGENCY.index(predicted) < URGENCY.index(verdict.intent):
             return None
         if verdict.intent == HARDSHIP and predicted not in INABILITY_REPLACES:
-            if predicted != FAQ or ASKS.search(prepare(text)):
+            if predicted not in INABILITY_REPLACES_UNLESS_ASKED or ASKS.search(prepare(text)):
                 return None
         return verdict

@@ -301,3 +301,47 @@ def test_not_a_refusal_nor_another_class(rules: CriticalMessages, text: str) -> 
 
 def test_a_refusal_never_replaces_a_hardship_the_classifier_saw(rules: CriticalMessages) -> None:
     assert rules.correct("state_hardship", "反正就不还了 失业了") is None
+
+
+@pytest.mark.parametrize(
+    ("text", "intent"),
+    [
+        ("欠了这么多 死了就一笔勾销了吧", "express_distress"),
+        ("我就是家里的拖累", "express_distress"),
+        ("没有我 他们会过得更轻松", "express_distress"),
+        ("我妈在住院 你们还天天打电话骚扰她", "complain"),
+        ("麻烦转一下客服", "request_human"),
+    ],
+)
+def test_distress_harassed_relatives_and_a_person_in_other_words(
+    rules: CriticalMessages, text: str, intent: str
+) -> None:
+    assert intent_of(rules, text) == intent
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "催收打电话时可以骂人吗",  # what collectors may do: an FAQ
+        "催收能不能假装是律师",
+        "想投诉的话找哪个电话",
+        "投诉需要准备哪些证据",
+        "我已经还了三期了",  # progress on a plan, not a dispute
+        "我已经还了一部分",
+        "结清以后征信上的记录多久能消掉",
+    ],
+)
+def test_questions_and_progress_are_not_complaints_or_disputes(
+    rules: CriticalMessages, text: str
+) -> None:
+    assert intent_of(rules, text) not in ("complain", "dispute_debt")
+
+
+@pytest.mark.parametrize("predicted", ["ask_account_status", "deny", "ask_repayment_plan"])
+def test_inability_stated_replaces_a_question_intent_that_asks_nothing(
+    rules: CriticalMessages, predicted: str
+) -> None:
+    verdict = rules.correct(predicted, "我现在真的没有还款能力了")
+    assert verdict is not None and verdict.intent == "state_hardship"
+    assert rules.correct(predicted, "没有还款能力的话 账户会怎么样") is None
+    assert rules.correct("inform", "我现在真的没有还款能力了") is None
