@@ -114,6 +114,15 @@ def show_offers(
         dispatcher.utter_message(
             response=f"utter_offer_{offer.plan}", index=index, **offer_values(offer)
         )
+        beyond = offer.total_payable - found.available_funds
+        if offer.one_off and found.available_funds > 0 and beyond > 0:
+            # A one-off sum above the funds named: say what it would take.
+            dispatcher.utter_message(
+                response="utter_offer_beyond_funds",
+                funds=money(found.available_funds),
+                gap=money(beyond),
+                first_due=full_date(offer.first_due),
+            )
     dispatcher.utter_message(response=offer_buttons(len(assessment.offers)))
     return [
         SlotSet(OFFERS, [offer.to_dict() for offer in assessment.offers]),

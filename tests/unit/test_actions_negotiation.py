@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Iterator
 from dataclasses import replace
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -28,11 +28,19 @@ from actions.agreement import ActionConfirmAgreement, ActionDeclineTerms
 from actions.circumstances import ValidateCircumstancesForm, start_circumstances
 from actions.context import context, use
 from actions.formatting import full_date
-from actions.offers import ActionChoosePlan, ActionOfferPlans, ActionReviseOffers, choose
+from actions.offers import (
+    ActionChoosePlan,
+    ActionOfferPlans,
+    ActionReviseOffers,
+    choose,
+    show_offers,
+)
 from actions.promise import ActionCheckPromise
 from actions.schedule import ActionShowSchedule
 from bot.domain.clock import BEIJING
+from bot.domain.negotiation import assess
 from bot.domain.policy import DEFAULT_POLICY_PATH, load_policy
+from bot.domain.positions import AccountPosition, Circumstances
 from bot.store.identity import verify_identity
 from bot.store.migrate import upgrade
 from bot.store.seed import seed_demo
@@ -669,3 +677,34 @@ async def test_a_hardship_said_to_end_at_a_time_is_counted_and_said(zhang_wei: i
         events, said = await validate("过完年应该能找到工作", {"requested_slot": "hardship_months"})
     assert events == [SlotSet("hardship_months", "2")]
     assert said == ["utter_horizon_taken_hardship_months"]
+
+
+def test_a_one_off_sum_above_the_funds_named_says_what_it_would_take() -> None:
+    """5,000 at hand and 3,500 a month: a one-off 7,800 is shown with the 2,800 it lacks."""
+    policy = load_policy()
+    account = AccountPosition(1, "credit_card", Decimal("7000"), Decimal("600"), Decimal("400"), 75)
+    found = Circumstances(
+        Decimal("9000"),
+        Decimal("4000"),
+        hardship_reason="unemployment",
+        hardship_months=6,
+        available_funds=Decimal("5000"),
+    )
+    assessment = assess(account, found, date(2026, 12, 3), policy)
+    dispatcher = CollectingDispatcher()
+    show_offers(dispatcher, assessment, policy, found)
+    assert responses(dispatcher) == [
+        "utter_offer_intro",
+        "utter_offer_fee_waiver",
+        "utter_offer_beyond_funds",
+        "utter_offer_personalized_installment",
+        "utter_offer_choices_2",
+    ]
+    remark = dispatcher.messages[2]
+    assert (remark["funds"], remark["gap"]) == ("5,000.00", "2,800.00")
+    assert remark["first_due"] == dispatcher.messages[1]["first_due"]
+    # Funds enough for the whole sum: no remark.
+    enough = replace(found, available_funds=Decimal("7800"))
+    dispatcher = CollectingDispatcher()
+    show_offers(dispatcher, assess(account, enough, date(2026, 12, 3), policy), policy, enough)
+    assert "utter_offer_beyond_funds" not in responses(dispatcher)
