@@ -103,15 +103,19 @@ deploy-check:
 validate: $(INSTALLED)
 	$(RASA) data validate --data $(DATA) --fail-on-warnings
 
-# Both held-out sets; the one in debtors' registers has its own bar (accuracy
-# and the recall of the critical intents). Two trainings of the same data read
-# the critical intents at 0.922 and 0.948 (2026-12-03): the bar leaves room for
-# that spread.
+# The held-out sets; the two in debtors' registers have their own bars (accuracy
+# and the recall of the critical intents). heldout_registers.yml has been used to
+# find classes of misses, so it reads higher than heldout_fresh.yml, which was
+# written afterwards without reading the training data or the policy's word lists
+# and is not tuned to. Trainings of the same data differ by up to about 0.02: the
+# bars leave room for that (2026-12-03: registers 0.947 / 0.970, fresh 0.905 / 0.897).
 nlu-test: $(MODEL)
 	rm -rf results/nlu/held-out
 	$(RASA) test nlu --model $(MODEL) --nlu tests/nlu --out results/nlu/held-out --successes
-	$(PY) -m bot.tools.nlu_report results/nlu/held-out --min-macro-f1 0.90 \
-		--registers tests/nlu/heldout_registers.yml --min-accuracy 0.90 --min-critical-recall 0.90
+	$(PY) -m bot.tools.nlu_report results/nlu/held-out --min-macro-f1 0.92 \
+		--registers tests/nlu/heldout_registers.yml --min-accuracy 0.92 --min-critical-recall 0.94
+	$(PY) -m bot.tools.nlu_report results/nlu/held-out --min-macro-f1 0.92 \
+		--registers tests/nlu/heldout_fresh.yml --min-accuracy 0.87 --min-critical-recall 0.86
 
 # 3-fold cross-validation of the NLU pipeline on the training data (trains three
 # models, about 15 minutes; not part of `make test`).

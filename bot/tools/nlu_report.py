@@ -152,7 +152,11 @@ def main(argv: list[str] | None = None) -> int:
         if critical < args.min_critical_recall:
             failures.append("critical-intent recall on the registers set is below the minimum")
 
-    (args.results / "summary.json").write_text(json.dumps(summary, indent=2, ensure_ascii=False))
+    text = json.dumps(summary, indent=2, ensure_ascii=False)
+    (args.results / "summary.json").write_text(text)
+    if args.registers:
+        # One file per registers set, so a second report does not hide the first.
+        (args.results / f"summary-{args.registers.stem}.json").write_text(text)
     for failure in failures:
         print(failure, file=sys.stderr)
     return 1 if failures else 0

@@ -98,6 +98,8 @@ def test_registers_report_measures_accuracy_and_critical_recall(tmp_path: Path) 
     assert nlu_report_main(args) == 1  # critical recall 0.5 < 0.98
     assert nlu_report_main([*args, "--min-critical-recall", "0.5"]) == 0
     assert json.loads((tmp_path / "summary.json").read_text())["registers_accuracy"] == 0.75
+    per_set = tmp_path / f"summary-{registers.stem}.json"
+    assert json.loads(per_set.read_text())["registers_accuracy"] == 0.75
 
 
 def test_registers_report_fails_when_examples_were_not_evaluated(tmp_path: Path) -> None:
