@@ -35,7 +35,7 @@ help:
 	@echo "make botium the Botium convos (tests/botium) against the running assistant"
 	@echo "make console-user USERNAME=li NAME=李专员 ROLE=negotiator"
 	@echo "           create a staff console account (asks for the password)"
-	@echo "make unit   the unit tests: no PostgreSQL, Redis or RabbitMQ needed (about 1.5 minutes)"
+	@echo "make unit   the unit tests: no PostgreSQL, Redis or RabbitMQ needed (about 30 seconds)"
 	@echo "make test   everything CI runs, in timed stages"
 	@echo "make bench  replies/s and latency: the embedded default and the cluster"
 	@echo "           with 1 and 2 replicas (starts each itself, about 13 minutes)"

@@ -11,7 +11,6 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import urllib.parse
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -23,17 +22,15 @@ import pytest
 import sqlalchemy as sa
 from psycopg2 import sql
 
-from bot.domain.conduct import conduct_problems
-from bot.store.engine import Database, sync_url
-from bot.store.models import StaffMember
+from bot.store.engine import sync_url
 from bot.tools.stack import ROOT, Stack, StackConfig
 from tests.support.ports import e2e_port
+from tests.support.rasa_api import API_TOKEN, RestClient
+from tests.support.records import execute, query
 from tests.support.wechat_fake import stack_env as wechat_stack_env
 
 POSTGRES_URL = os.environ.get("E2E_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432")
 BACKENDS = os.environ.get("E2E_DATABASES", "sqlite,postgresql").split(",")
-#: Token of the Rasa HTTP API of the stack under test.
-API_TOKEN = os.environ.get("E2E_RASA_TOKEN") or uuid.uuid4().hex
 
 
 #: The database the `dialogue` tests are played on (the deployment's).
@@ -168,118 +165,6 @@ def _fresh_verification_state(request: pytest.FixtureRequest) -> Iterator[None]:
             connection.execute(sa.text("DELETE FROM verification_attempts"))
     finally:
         engine.dispose()
-
-
-def query(database_url: str, statement: str, **values: Any) -> list[dict[str, Any]]:
-    """Rows of one SQL query on the application database under test."""
-    engine = sa.create_engine(sync_url(database_url), future=True)
-    try:
-        with engine.connect() as connection:
-            return [dict(row._mapping) for row in connection.execute(sa.text(statement), values)]
-    finally:
-        engine.dispose()
-
-
-def execute(database_url: str, statement: str, **values: Any) -> None:
-    """Run one SQL statement on the application database under test and commit it."""
-    engine = sa.create_engine(sync_url(database_url), future=True)
-    try:
-        with engine.begin() as connection:
-            connection.execute(sa.text(statement), values)
-    finally:
-        engine.dispose()
-
-
-def handoff_cases(database_url: str, conversation_id: str) -> list[dict[str, Any]]:
-    """The conversation's handoff cases, oldest first."""
-    return query(
-        database_url,
-        "SELECT * FROM handoff_cases WHERE conversation_id = :c ORDER BY id",
-        c=conversation_id,
-    )
-
-
-async def add_staff_member(db: Database, username: str, name: str, role: str) -> StaffMember:
-    """A staff member who can claim and close cases (no console password: not signing in)."""
-    async with db.session() as session:
-        member = StaffMember(username=username, display_name=name, password_hash="!", role=role)
-        session.add(member)
-        await session.commit()
-        await session.refresh(member)
-    return member
-
-
-# --- the Rasa HTTP API, as the staff console uses it ---------------------------------------
-
-
-async def tracker_of(rasa_url: str, sender: str) -> dict[str, Any]:
-    """The conversation as the Rasa HTTP API returns it."""
-    url = f"{rasa_url}/conversations/{urllib.parse.quote(sender, safe='')}/tracker"
-    async with aiohttp.ClientSession() as session:
-        async with session.get(url, params={"token": API_TOKEN}) as response:
-            assert response.status == 200
-            return await response.json()
-
-
-async def staff_reply(rasa_url: str, sender: str, text: str) -> None:
-    """What the staff console sends through Rasa's HTTP API."""
-    url = f"{rasa_url}/conversations/{urllib.parse.quote(sender, safe='')}/tracker/events"
-    params = {"token": API_TOKEN, "output_channel": "latest", "execute_side_effects": "true"}
-    body = [{"event": "bot", "text": text, "metadata": {"staff": "李专员", "handoff": "test"}}]
-    async with aiohttp.ClientSession() as session:
-        async with session.post(url, params=params, json=body) as response:
-            assert response.status == 200, await response.text()
-
-
-async def resume(rasa_url: str, sender: str) -> list[dict[str, Any]]:
-    """Run the resume action as the console does after closing; the bot's messages."""
-    url = f"{rasa_url}/conversations/{urllib.parse.quote(sender, safe='')}/execute"
-    params = {"token": API_TOKEN, "output_channel": "latest"}
-    async with aiohttp.ClientSession() as session:
-        async with session.post(
-            url, params=params, json={"name": "action_handoff_resume"}
-        ) as response:
-            assert response.status == 200, await response.text()
-            messages: list[dict[str, Any]] = (await response.json()).get("messages", [])
-    assert_conduct(messages)
-    return messages
-
-
-async def staff_messages(rasa_url: str, sender: str, after: float = 0) -> list[dict[str, Any]]:
-    """Staff replies as a REST client polls for them."""
-    async with aiohttp.ClientSession() as session:
-        async with session.get(
-            f"{rasa_url}/webhooks/rest/staff_messages",
-            params={"sender": sender, "after": str(after)},
-        ) as response:
-            assert response.status == 200
-            return await response.json()
-
-
-def assert_conduct(replies: list[dict[str, Any]]) -> None:
-    """Every reply the tests see must keep to the rules of conduct."""
-    for reply in replies:
-        problems = conduct_problems(str(reply.get("text") or ""))
-        assert not problems, f"reply breaks the rules of conduct: {problems}: {reply}"
-
-
-class RestClient:
-    """Talks to the REST channel as one debtor (one sender id)."""
-
-    def __init__(self, session: aiohttp.ClientSession, url: str) -> None:
-        self._session = session
-        self._url = f"{url}/webhooks/rest/webhook"
-        self.sender = f"e2e-{uuid.uuid4().hex}"
-
-    async def say(self, message: Any, timeout: float = 30.0) -> list[dict[str, Any]]:
-        payload = {"sender": self.sender, "message": message}
-        async with self._session.post(
-            self._url, json=payload, timeout=aiohttp.ClientTimeout(total=timeout)
-        ) as response:
-            assert response.status == 200, await response.text()
-            replies: list[dict[str, Any]] = await response.json()
-        assert_conduct(replies)
-        return replies
 
 
 @pytest.fixture

@@ -24,9 +24,10 @@ from selenium.webdriver.support.ui import Select
 
 from bot.store import staff
 from bot.store.engine import Database
-from tests.e2e.conftest import RestClient, handoff_cases, staff_messages
 from tests.support.browser import RESULTS, chromium, eventually
 from tests.support.conversations import reply_text
+from tests.support.rasa_api import RestClient, staff_messages
+from tests.support.records import handoff_cases
 
 pytestmark = pytest.mark.e2e
 

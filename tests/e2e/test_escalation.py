@@ -18,18 +18,9 @@ import pytest
 
 from bot.store.cases import claim_case, close_case
 from bot.store.engine import Database
-from tests.e2e.conftest import (
-    RestClient,
-    add_staff_member,
-    execute,
-    handoff_cases,
-    query,
-    resume,
-    staff_messages,
-    staff_reply,
-    tracker_of,
-)
 from tests.support.conversations import CONVERSATIONS_DIR, play, reply_text
+from tests.support.rasa_api import RestClient, resume, staff_messages, staff_reply, tracker_of
+from tests.support.records import add_staff_member, execute, handoff_cases, query
 
 pytestmark = pytest.mark.e2e
 

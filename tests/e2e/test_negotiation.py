@@ -27,7 +27,6 @@ from bot.domain.negotiation import add_months
 from bot.domain.policy import load_policy
 from bot.store.engine import sync_url
 from bot.tools.stack import Stack, StackConfig
-from tests.e2e.conftest import RestClient, handoff_cases
 from tests.support.conversations import (
     CONVERSATIONS_DIR,
     reply_text,
@@ -36,6 +35,8 @@ from tests.support.conversations import (
     play as play_file,
 )
 from tests.support.ports import e2e_port
+from tests.support.rasa_api import RestClient
+from tests.support.records import handoff_cases
 
 pytestmark = pytest.mark.e2e
 

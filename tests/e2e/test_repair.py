@@ -14,8 +14,8 @@ import pytest
 import sqlalchemy as sa
 
 from bot.store.engine import sync_url
-from tests.e2e.conftest import RestClient
 from tests.support.conversations import CONVERSATIONS_DIR, play
+from tests.support.rasa_api import RestClient
 
 pytestmark = pytest.mark.e2e
 

@@ -30,16 +30,10 @@ from bot.store.audit import entries
 from bot.store.cases import close_case
 from bot.store.engine import Database
 from bot.tools.stack import Stack, StackConfig
-from tests.e2e.conftest import (
-    API_TOKEN,
-    RestClient,
-    add_staff_member,
-    handoff_cases,
-    resume,
-    tracker_of,
-)
 from tests.support.conversations import reply_text
 from tests.support.ports import e2e_port
+from tests.support.rasa_api import API_TOKEN, RestClient, resume, tracker_of
+from tests.support.records import add_staff_member, handoff_cases
 
 pytestmark = pytest.mark.e2e
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import aiohttp
 import pytest
 
-from tests.e2e.conftest import API_TOKEN
 from tests.support.conversations import reply_text
+from tests.support.rasa_api import API_TOKEN
 
 pytestmark = pytest.mark.e2e
 

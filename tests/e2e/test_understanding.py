@@ -13,9 +13,10 @@ import json
 
 import pytest
 
-from tests.e2e.conftest import RestClient, handoff_cases
 from tests.e2e.test_escalation import only_case, referrals
 from tests.support.conversations import CONVERSATIONS_DIR, play, reply_text
+from tests.support.rasa_api import RestClient
+from tests.support.records import handoff_cases
 
 pytestmark = pytest.mark.e2e
 

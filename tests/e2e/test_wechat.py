@@ -24,9 +24,10 @@ import pytest
 
 from bot.domain.conduct import conduct_problems
 from bot.tools.stack import ROOT
-from tests.e2e.conftest import handoff_cases, query, staff_reply, tracker_of
 from tests.support.conversations import CONVERSATIONS_DIR, check_turn, load
 from tests.support.ports import e2e_port
+from tests.support.rasa_api import staff_reply, tracker_of
+from tests.support.records import handoff_cases, query
 from tests.support.wechat_fake import (
     FAKE_PORT,
     FakeInThread,

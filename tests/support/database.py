@@ -1,8 +1,10 @@
-"""Databases for tests: migrated SQLite files and PostgreSQL schemas, cheap hashing."""
+"""Test databases: migrated or seeded SQLite files, PostgreSQL schemas, cheap hashing."""
 
 from __future__ import annotations
 
+import asyncio
 import os
+import shutil
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -19,6 +21,7 @@ from bot.store.migrate import upgrade
 from bot.store.models import (
     Base,
 )
+from bot.store.seed import seed_demo
 
 POSTGRES_URL = os.environ.get("TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
 
@@ -52,6 +55,35 @@ def migrated_url(backend: str, tmp_path: Path) -> Iterator[str]:
         with admin.cursor() as cursor:
             cursor.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
         admin.close()
+
+
+def sqlite_url(path: Path) -> str:
+    """The application's (aiosqlite) URL of the SQLite file at `path`."""
+    return f"sqlite+aiosqlite:///{path}"
+
+
+def seeded_sqlite(path: Path) -> Path:
+    """A new SQLite file at `path`, migrated by the real migrations and seeded with the
+    demo debtors: a template that tests copy with `copy_sqlite` instead of migrating again."""
+    url = sqlite_url(path)
+    upgrade(url)
+    database = Database(url)
+
+    async def seed() -> None:
+        try:
+            await seed_demo(database)
+        finally:
+            await database.dispose()
+
+    asyncio.run(seed())
+    return path
+
+
+def copy_sqlite(template: Path, path: Path) -> str:
+    """URL of a copy at `path` of the SQLite file `template` (closed, as `seeded_sqlite`
+    leaves it): the same schema and rows."""
+    shutil.copyfile(template, path)
+    return sqlite_url(path)
 
 
 @contextmanager

@@ -9,10 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import json
-import shutil
 from collections.abc import Callable, Iterator
 from datetime import datetime
-from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -49,11 +47,8 @@ from actions.referral import (
     ActionOffersDeclined,
 )
 from bot.store.cases import close_case
-from bot.store.engine import Database
 from bot.store.identity import verify_identity
-from bot.store.migrate import upgrade
 from bot.store.models import StaffMember
-from bot.store.seed import seed_demo
 from tests.support.actions import SettableClock, action_context
 
 SENDER = "conversation-escalation"
@@ -94,33 +89,13 @@ ZHANG_WEI_ACCOUNT = {
 # --- fixtures and helpers ------------------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def seeded_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A migrated SQLite file holding the demo debtors, copied by each test (faster)."""
-    path = tmp_path_factory.mktemp("escalation") / "seeded.db"
-    url = f"sqlite+aiosqlite:///{path}"
-    upgrade(url)
-    database = Database(url)
-
-    async def seed() -> None:
-        await seed_demo(database)
-        await database.dispose()
-
-    asyncio.run(seed())
-    return path
-
-
 @pytest.fixture
-def bank(
-    seeded_file: Path, tmp_path: Path, settable_clock: SettableClock
-) -> Iterator[dict[str, int]]:
+def bank(seeded_url: str, settable_clock: SettableClock) -> Iterator[dict[str, int]]:
     """A seeded database in which this conversation has verified as 张伟.
 
     Returns the debtor ids by name.
     """
-    path = tmp_path / "bank.db"
-    shutil.copyfile(seeded_file, path)
-    with action_context(f"sqlite+aiosqlite:///{path}", now=settable_clock) as ctx:
+    with action_context(seeded_url, now=settable_clock) as ctx:
         result = asyncio.run(verify_identity(ctx.database, SENDER, "张伟", "1234", "13800138000"))
         assert result.status == "verified"
         ids = {row["full_name"]: row["id"] for row in _rows("debtors")}

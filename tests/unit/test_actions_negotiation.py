@@ -42,8 +42,6 @@ from bot.domain.negotiation import assess
 from bot.domain.policy import DEFAULT_POLICY_PATH, load_policy
 from bot.domain.positions import AccountPosition, Circumstances
 from bot.store.identity import verify_identity
-from bot.store.migrate import upgrade
-from bot.store.seed import seed_demo
 from tests.support.actions import action_context
 
 SENDER = "conversation-negotiation"
@@ -75,12 +73,9 @@ ZHANG_WEI = {
 
 
 @pytest.fixture
-def zhang_wei(tmp_path: Path) -> Iterator[int]:
+def zhang_wei(seeded_url: str) -> Iterator[int]:
     """A seeded database in which this conversation has verified as 张伟; his debtor id."""
-    url = f"sqlite+aiosqlite:///{tmp_path / 'bank.db'}"
-    upgrade(url)
-    with action_context(url) as ctx:
-        asyncio.run(seed_demo(ctx.database))
+    with action_context(seeded_url) as ctx:
         result = asyncio.run(verify_identity(ctx.database, SENDER, "张伟", "1234", "13800138000"))
         assert result.status == "verified"
         yield int(result.debtor_id)  # type: ignore[arg-type]

@@ -58,17 +58,26 @@ def amount_message(prefix: str, yuan: int, target: str | None) -> Message:
     return Message(text, entities=[entity], gives=(target, f"{yuan}.00") if target else None)
 
 
+# Built once, not in each draw: a strategy made in a draw is validated again every time.
+KINDS = st.sampled_from(["named", "bare", "months", "reason", "faq", "unknown", "filler"])
+YUAN = st.integers(1, 30) | st.integers(100, 50_000)
+FIELDS = st.sampled_from(sorted(CUES))
+MONTHS = st.integers(1, 24)
+UNSURE = st.sampled_from(["不知道", "不清楚 没算过", "说不好"])
+FILLERS = st.sampled_from(["嗯", "嗯嗯", "哦", "是吗"])
+
+
 @st.composite
 def messages(draw: st.DrawFn) -> Message:
-    kind = draw(st.sampled_from(["named", "bare", "months", "reason", "faq", "unknown", "filler"]))
-    yuan = draw(st.integers(1, 30) | st.integers(100, 50_000))
+    kind = draw(KINDS)
+    yuan = draw(YUAN)
     if kind == "named":  # "收入4000": the field is in the words, whatever was asked
-        target = draw(st.sampled_from(sorted(CUES)))
+        target = draw(FIELDS)
         return amount_message(CUES[target], yuan, target)
     if kind == "bare":  # "4000": the answer to whatever was asked (resolved by the driver)
         return amount_message("", yuan, None)
     if kind == "months":
-        months = draw(st.integers(1, 24))
+        months = draw(MONTHS)
         text = f"大概{months}个月"
         entity = {"entity": "months", "value": months, "start": 2, "end": len(text)}
         return Message(text, entities=[entity], gives=("hardship_months", str(months)))
@@ -78,8 +87,8 @@ def messages(draw: st.DrawFn) -> Message:
     if kind == "faq":
         return Message("为什么要问这些", intent="faq")
     if kind == "unknown":
-        return Message(draw(st.sampled_from(["不知道", "不清楚 没算过", "说不好"])))
-    return Message(draw(st.sampled_from(["嗯", "嗯嗯", "哦", "是吗"])))
+        return Message(draw(UNSURE))
+    return Message(draw(FILLERS))
 
 
 def answer_to(asked: str) -> Message:

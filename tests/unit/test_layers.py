@@ -11,11 +11,15 @@
 
 `bot.profile` (which deployment profile runs) imports nothing and may be imported
 by every layer. Function-level imports count like the others.
+
+In `tests/`, no module imports a conftest: shared helpers live in `tests/support/`,
+a conftest holds fixtures and hooks only.
 """
 
 from __future__ import annotations
 
 import ast
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -172,3 +176,57 @@ def test_the_checks_catch_a_wrong_direction_and_a_cycle() -> None:
 def test_modules_stay_small(module: str) -> None:
     lines = MODULES[module].read_text(encoding="utf-8").count("\n")
     assert lines <= MAX_LINES, f"{module} has {lines} lines"
+
+
+# --- the tests' own modules ----------------------------------------------------------------
+
+TESTS = ROOT / "tests"
+
+
+def conftest_imports(source: str) -> list[tuple[int, str]]:
+    """(line, module) for every import of a conftest in `source`, at any depth."""
+    found = []
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Import):
+            names = [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            base = "." * node.level + (node.module or "")
+            names = [base, *(f"{base.rstrip('.')}.{alias.name}" for alias in node.names)]
+        else:
+            continue
+        found += [(node.lineno, name) for name in names if name.rpartition(".")[2] == "conftest"]
+    return sorted(set(found))
+
+
+def python_files_in_tests() -> list[Path]:
+    """Every Python file under `tests/` (the Botium tests' Node.js modules left out)."""
+    found = []
+    for folder, subfolders, files in os.walk(TESTS):
+        subfolders[:] = [name for name in subfolders if name != "node_modules"]
+        found += [Path(folder, name) for name in files if name.endswith(".py")]
+    return sorted(found)
+
+
+def test_no_test_module_imports_a_conftest() -> None:
+    imports = [
+        f"{path.relative_to(ROOT)}:{line} imports {name}"
+        for path in python_files_in_tests()
+        for line, name in conftest_imports(path.read_text(encoding="utf-8"))
+    ]
+    assert imports == []
+
+
+def test_the_conftest_check_catches_every_form_of_import() -> None:
+    source = """
+import tests.e2e.conftest
+from tests.e2e.conftest import RestClient
+from tests.e2e import conftest
+from .conftest import query
+
+
+def later():
+    from conftest import API_TOKEN
+from tests.support.records import query
+import tests.support.conftest_free
+"""
+    assert [line for line, _ in conftest_imports(source)] == [2, 3, 4, 5, 9]

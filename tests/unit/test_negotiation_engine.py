@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import calendar
+import functools
 import json
 import os
+from dataclasses import dataclass
 from datetime import date, timedelta
 from decimal import ROUND_CEILING, ROUND_DOWN, Decimal
 
@@ -43,7 +45,12 @@ INCOME_CAP = D("200000.00")
 
 # --- strategies ---------------------------------------------------------------------------
 
+# Every strategy is built once and shared by all draws: a strategy built inside a draw
+# is validated again for each example, which costs more than the example itself. An
+# amount that depends on one drawn before is drawn as a `Share` and resolved after.
 
+
+@functools.cache
 def money(max_yuan: int) -> st.SearchStrategy[Decimal]:
     """Whole cents from 0.00 to `max_yuan`.00, two decimals, as often large as small."""
     top = max_yuan * 100
@@ -57,6 +64,36 @@ def share_of(amount: Decimal, percent: int) -> Decimal:
     return (amount * percent / 100).quantize(CENT, ROUND_DOWN)
 
 
+@dataclass(frozen=True)
+class Share:
+    """`percent` % of an amount drawn before, made money by `resolve`."""
+
+    percent: int
+
+
+@functools.cache
+def shares(low: int, high: int) -> st.SearchStrategy[Share]:
+    """From `low` to `high` percent of an amount drawn before."""
+    return st.integers(low, high).map(Share)
+
+
+def resolve(drawn: Decimal | Share, amount: Decimal) -> Decimal:
+    """`drawn` itself, or the share of `amount` it stands for."""
+    return share_of(amount, drawn.percent) if isinstance(drawn, Share) else drawn
+
+
+#: A loan's installment: any amount, or a share of the overdue principal (missed months).
+INSTALLMENTS = money(50_000) | shares(5, 100)
+#: Recent, a few months, or long overdue: each plan's threshold gets crossed.
+DAYS_PAST_DUE = st.integers(0, 40) | st.integers(0, 200) | st.integers(0, 1000)
+BROKEN_PLANS = st.integers(0, 1) | st.integers(0, 4)
+
+
+@functools.cache
+def products_of(products: tuple[str, ...]) -> st.SearchStrategy[str]:
+    return st.sampled_from(products)
+
+
 @st.composite
 def accounts(
     draw: st.DrawFn,
@@ -64,25 +101,38 @@ def accounts(
     products: tuple[str, ...] = PRODUCTS,
 ) -> AccountPosition:
     """Any product, any overdue amounts; loans have a regular installment."""
-    product = draw(st.sampled_from(products))
+    product = draw(products_of(products))
     principal = draw(money(2_000_000))
-    # A loan's installment: any amount, or a share of the overdue principal (missed months).
-    installments = money(50_000) | st.integers(5, 100).map(lambda pct: share_of(principal, pct))
     return AccountPosition(
         account_id=draw(st.integers(1, 10**6)),
         product=product,
         overdue_principal=principal,
         interest=draw(money(500_000)),
         penalty_fees=draw(money(100_000)),
-        # Recent, a few months, or long overdue: each plan's threshold gets crossed.
-        days_past_due=draw(st.integers(0, 40) | st.integers(0, 200) | st.integers(0, 1000)),
+        days_past_due=draw(DAYS_PAST_DUE),
         outstanding_principal=principal + draw(money(2_000_000)),
-        installment_amount=None if product == "credit_card" else draw(installments),
-        missed_installments=draw(st.integers(0, 24)),
-        broken_plans=draw(
-            broken_plans if broken_plans is not None else st.integers(0, 1) | st.integers(0, 4)
+        installment_amount=(
+            None if product == "credit_card" else resolve(draw(INSTALLMENTS), principal)
         ),
+        missed_installments=draw(st.integers(0, 24)),
+        broken_plans=draw(broken_plans if broken_plans is not None else BROKEN_PLANS),
     )
+
+
+#: An income unrelated to the debt; or, in proportion to it, 1 % to 200 % of it a month.
+INCOMES = money(200_000)
+INCOMES_IN_PROPORTION = INCOMES | shares(1, 200)
+#: Expenses and other repayments either unrelated to the income or a share of it.
+EXPENSES = shares(0, 120) | money(200_000)
+OTHER_REPAYMENTS = st.just(ZERO) | shares(0, 50) | money(50_000)
+#: What the debtor offers a month, often nothing: a share of the room left, or any amount.
+PROPOSED = st.none() | st.none() | (shares(0, 150) | money(200_000))
+#: Funds at hand: none, any, or in proportion to the debt (50 % to 150 % of it).
+FUNDS = st.just(ZERO) | money(2_000_000)
+FUNDS_IN_PROPORTION = FUNDS | shares(50, 150)
+HARDSHIP_REASONS = st.sampled_from(["unemployment", "illness", "business", "other"])
+TEMPORARY_MONTHS = st.integers(1, 12)
+HARDSHIP_MONTHS = st.none() | st.integers(1, 120)
 
 
 @st.composite
@@ -94,29 +144,27 @@ def circumstances(
     With `owed`, the income and the funds at hand are often in proportion to it, so that
     every plan gets tried; `temporary` hardships last 1 to 12 months.
     """
-    incomes = money(200_000)
-    if owed is not None:
-        # An income in proportion to the debt (1 % to 200 % of it a month), up to 200000.00.
-        incomes |= st.integers(1, 200).map(lambda pct: min(share_of(owed, pct), INCOME_CAP))
-    income = draw(incomes)
-    # Expenses and other repayments either unrelated to the income or a share of it.
-    expenses = draw(st.integers(0, 120).map(lambda pct: share_of(income, pct)) | money(200_000))
-    others = draw(
-        st.just(ZERO) | st.integers(0, 50).map(lambda pct: share_of(income, pct)) | money(50_000)
-    )
+    drawn_income = draw(INCOMES if owed is None else INCOMES_IN_PROPORTION)
+    if isinstance(drawn_income, Share):
+        # Up to 200000.00 whatever the debt.
+        income = min(share_of(owed or ZERO, drawn_income.percent), INCOME_CAP)
+    else:
+        income = drawn_income
+    expenses = resolve(draw(EXPENSES), income)
+    others = resolve(draw(OTHER_REPAYMENTS), income)
     room = max(income - expenses - others, ZERO)
-    proposed = st.integers(0, 150).map(lambda pct: share_of(room, pct)) | money(200_000)
-    funds = st.just(ZERO) | money(2_000_000)
-    if owed is not None:
-        funds |= st.integers(50, 150).map(lambda pct: share_of(owed, pct))
+    reason = draw(HARDSHIP_REASONS)
+    months = draw(TEMPORARY_MONTHS if temporary else HARDSHIP_MONTHS)
+    proposed = draw(PROPOSED)
+    funds = draw(FUNDS if owed is None else FUNDS_IN_PROPORTION)
     return Circumstances(
         monthly_income=income,
         monthly_expenses=expenses,
         other_repayments=others,
-        hardship_reason=draw(st.sampled_from(["unemployment", "illness", "business", "other"])),
-        hardship_months=draw(st.integers(1, 12) if temporary else st.none() | st.integers(1, 120)),
-        proposed_monthly=draw(st.none() | st.none() | proposed),
-        available_funds=draw(funds),
+        hardship_reason=reason,
+        hardship_months=months,
+        proposed_monthly=None if proposed is None else resolve(proposed, room),
+        available_funds=resolve(funds, owed or ZERO),
     )
 
 

@@ -27,6 +27,8 @@ from bot.domain.policy import (
 
 D = Decimal
 BUNDLED_TEXT = DEFAULT_POLICY_PATH.read_text(encoding="utf-8")
+#: The bundled file parsed once; tests change copies of it.
+BUNDLED_DATA: dict[str, Any] = yaml.safe_load(BUNDLED_TEXT)
 TODAY = date(2026, 11, 28)
 #: 张伟's credit card (bot/store/seed.py): 20000.00 + 2860.00 interest + 700.00 fees, 45 days late.
 ZHANG_WEI = AccountPosition(1, "credit_card", D("20000.00"), D("2860.00"), D("700.00"), 45)
@@ -47,7 +49,7 @@ def no_policy_override(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
 
 def bundled() -> dict[str, Any]:
     """The bundled policy as parsed YAML, a fresh copy to change."""
-    return copy.deepcopy(yaml.safe_load(BUNDLED_TEXT))
+    return copy.deepcopy(BUNDLED_DATA)
 
 
 def write(path: Path, content: str | dict[str, Any] | list[Any]) -> Path:

@@ -1,0 +1,49 @@
+"""The records of an application database under test, read and written directly."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import sqlalchemy as sa
+
+from bot.store.engine import Database, sync_url
+from bot.store.models import StaffMember
+
+
+def query(database_url: str, statement: str, **values: Any) -> list[dict[str, Any]]:
+    """Rows of one SQL query on the application database under test."""
+    engine = sa.create_engine(sync_url(database_url), future=True)
+    try:
+        with engine.connect() as connection:
+            return [dict(row._mapping) for row in connection.execute(sa.text(statement), values)]
+    finally:
+        engine.dispose()
+
+
+def execute(database_url: str, statement: str, **values: Any) -> None:
+    """Run one SQL statement on the application database under test and commit it."""
+    engine = sa.create_engine(sync_url(database_url), future=True)
+    try:
+        with engine.begin() as connection:
+            connection.execute(sa.text(statement), values)
+    finally:
+        engine.dispose()
+
+
+def handoff_cases(database_url: str, conversation_id: str) -> list[dict[str, Any]]:
+    """The conversation's handoff cases, oldest first."""
+    return query(
+        database_url,
+        "SELECT * FROM handoff_cases WHERE conversation_id = :c ORDER BY id",
+        c=conversation_id,
+    )
+
+
+async def add_staff_member(db: Database, username: str, name: str, role: str) -> StaffMember:
+    """A staff member who can claim and close cases (no console password: not signing in)."""
+    async with db.session() as session:
+        member = StaffMember(username=username, display_name=name, password_hash="!", role=role)
+        session.add(member)
+        await session.commit()
+        await session.refresh(member)
+    return member
