@@ -31,6 +31,7 @@ from actions.context import context
 from actions.slots import HANDOFF_REFERENCE, OFFERS, REQUESTED_SLOT, SELECTED, STAGE
 from bot.domain.clock import BEIJING, weekday_name
 from bot.domain.complaints import complaint_category
+from bot.domain.redaction import redact_nested, redact_text, secrets_in
 from bot.domain.staff_hours import next_staff_opening
 from bot.store.accounts import AccountSummary, account_summaries
 from bot.store.agreements import account_to_negotiate, latest_agreement, latest_proposal
@@ -106,9 +107,11 @@ async def case_summary(
     proposal = await latest_proposal(context().database, tracker.sender_id)
     if proposal is not None:
         summary["proposal"] = proposal
+    # What the debtor typed to verify is not copied into the case (bot.domain.redaction).
+    secrets = secrets_in(tracker.events)
     if detail:
-        summary["debtor_words"] = detail
-    summary["recent_messages"] = _recent_messages(tracker)
+        summary["debtor_words"] = redact_text(detail, secrets)
+    summary["recent_messages"] = redact_nested(_recent_messages(tracker), secrets)
     return summary, account
 
 

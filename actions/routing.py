@@ -14,8 +14,10 @@ from actions.escalation import hand_off
 from actions.promise import start_promise
 from actions.schedule import tell_schedule
 from actions.slots import ACTING_FOR_ANOTHER, DEBTOR_ID, IDENTITY_SLOTS, PENDING_REQUEST, VERIFIED
-from actions.verification import reset_identity, start_verification
+from actions.verification import drop_identity, start_verification
 from bot.domain.clock import BEIJING
+from bot.domain.redaction import is_masked
+from bot.store import verification_progress as progress
 from bot.store.identity import (
     mask_mobile,
     verify_identity,
@@ -40,6 +42,22 @@ class ActionStartVerification(Action):
         return await start_verification(dispatcher, tracker, intent)
 
 
+async def _details(tracker: Tracker) -> dict[str, str | None]:
+    """The three details as typed: a slot given this turn, else the piece kept for it.
+
+    The tracker keeps the ID digits and the mobile masked once a turn is stored;
+    the form's validation kept what was typed (`bot.store.verification_progress`).
+    """
+    slots = {slot: tracker.get_slot(slot) for slot in IDENTITY_SLOTS}
+    kept = {}
+    if any(is_masked(value) for value in slots.values()):
+        kept = await progress.recall(context().database, tracker.sender_id)
+    return {
+        slot: (kept.get(slot) if is_masked(value) else value) or None
+        for slot, value in slots.items()
+    }
+
+
 class ActionVerifyIdentity(Action):
     """Check the three details against the bank's records once the form is complete."""
 
@@ -50,18 +68,25 @@ class ActionVerifyIdentity(Action):
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> list[EventType]:
         if tracker.get_slot(ACTING_FOR_ANOTHER):
-            return reset_identity()  # already told why (`_acting_for_another`)
-        name, id_last4, phone = (tracker.get_slot(s) for s in IDENTITY_SLOTS)
-        if not (name and id_last4 and phone):
-            return [FollowupAction("verification_form")]
+            return await drop_identity(tracker)  # already told why (`_acting_for_another`)
+        details = await _details(tracker)
+        missing = [slot for slot, value in details.items() if value is None]
+        if missing:
+            # Not given, or kept too long ago: the form asks for it again.
+            cleared = [SlotSet(slot, None) for slot in missing if tracker.get_slot(slot)]
+            return [*cleared, FollowupAction("verification_form")]
+        name, id_last4, phone = (details[slot] for slot in IDENTITY_SLOTS)
         result = await verify_identity(context().database, tracker.sender_id, name, id_last4, phone)
+        # Whatever the outcome, the details given have served their purpose.
+        reset = await drop_identity(tracker)
         if result.status == "verified":
-            dispatcher.utter_message(response="utter_verified", masked_phone=mask_mobile(phone))
-            # The identifiers are not kept once they have served their purpose.
+            dispatcher.utter_message(
+                response="utter_verified", masked_phone=mask_mobile(phone or "")
+            )
             events: list[EventType] = [
                 SlotSet(VERIFIED, True),
                 SlotSet(DEBTOR_ID, result.debtor_id),
-                *reset_identity(),
+                *reset,
             ]
             pending = tracker.get_slot(PENDING_REQUEST)
             return events + await continue_request(dispatcher, tracker, pending, result.debtor_id)
@@ -73,13 +98,13 @@ class ActionVerifyIdentity(Action):
             )
             # A person can verify the debtor another way.
             handoff, _ = await hand_off(dispatcher, tracker, "verification_failed")
-            return [*reset_identity(), *handoff]
+            return [*reset, *handoff]
         # The form is not reopened here: it would read the same message again and
         # count a second failure. The debtor's next message starts it afresh.
         dispatcher.utter_message(
             response="utter_verification_mismatch", attempts_left=result.attempts_left
         )
-        return reset_identity()
+        return reset
 
 
 async def continue_request(
@@ -98,7 +123,7 @@ async def continue_request(
     elif pending == "promise_to_pay":
         events += await start_promise(dispatcher, tracker, int(debtor))
     elif pending == "ask_repayment_plan":
-        events += await tell_schedule(dispatcher, int(debtor))
+        events += await tell_schedule(dispatcher, tracker, int(debtor))
     elif debtor_id is None:
         dispatcher.utter_message(response="utter_already_verified")
     else:

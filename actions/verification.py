@@ -16,14 +16,23 @@ from actions.forms import Normalizer, NormalizingFormValidation
 from actions.slots import ACTING_FOR_ANOTHER, IDENTITY_SLOTS, PENDING_REQUEST, REQUESTED_SLOT
 from bot.domain.clock import BEIJING
 from bot.domain.normalize import normalize_text
+from bot.domain.redaction import install_log_redaction, is_masked
 from bot.domain.requests import request_in
 from bot.domain.third_party import speaks_for_another
+from bot.profile import scale_profile
+from bot.store import verification_progress as progress
 from bot.store.identity import (
     active_lock,
     normalize_id_last4,
     normalize_mobile,
     normalize_name,
 )
+
+# The action server loads every module of `actions`: its log lines are masked too.
+install_log_redaction()
+# A replica without the shared VERIFICATION_KEY (or with a bad one) does not start.
+if scale_profile():
+    progress.cipher()
 
 #: Set once the writer says they act for the debtor: never verified in this conversation.
 #: Words debtors put around their name ("我叫张伟", "本人姓名：张伟。").
@@ -79,13 +88,28 @@ def mobile_from(value: Any, tracker: Tracker) -> str | None:
     return normalize_mobile(found.group(0)) if found else normalize_mobile(str(value))
 
 
+def _given_before(normalizer: Normalizer) -> Normalizer:
+    """`normalizer`, except that a masked value (given in an earlier turn) is kept as it is."""
+
+    def normalize(value: Any, tracker: Tracker) -> Any:
+        return value if is_masked(value) else normalizer(value, tracker)
+
+    return normalize
+
+
 class ValidateVerificationForm(NormalizingFormValidation):
-    """Checks the name, ID digits and mobile number as the debtor gives them."""
+    """Checks the name, ID digits and mobile number as the debtor gives them.
+
+    The conversation's tracker keeps the ID digits and the mobile masked, so
+    each one given is kept in `bot.store.verification_progress` for the check;
+    a masked value whose piece is not kept there (given outside the form, or
+    expired) is dropped, and the form asks for it again.
+    """
 
     normalizers: ClassVar[dict[str, tuple[Normalizer, str]]] = {
         "debtor_name": (name_from, "utter_invalid_debtor_name"),
-        "id_last4": (last4_from, "utter_invalid_id_last4"),
-        "phone": (mobile_from, "utter_invalid_phone"),
+        "id_last4": (_given_before(last4_from), "utter_invalid_id_last4"),
+        "phone": (_given_before(mobile_from), "utter_invalid_phone"),
     }
 
     def name(self) -> str:
@@ -96,7 +120,7 @@ class ValidateVerificationForm(NormalizingFormValidation):
     ) -> list[EventType]:
         if speaks_for_another(tracker.latest_message.get("text") or ""):
             # Whatever name follows is the debtor's, not the writer's: no verification.
-            return [*_acting_for_another(dispatcher), SlotSet(REQUESTED_SLOT, None)]
+            return [*await _acting_for_another(dispatcher, tracker), SlotSet(REQUESTED_SLOT, None)]
         return await super().run(dispatcher, tracker, domain)
 
     async def get_validation_events(
@@ -116,17 +140,47 @@ class ValidateVerificationForm(NormalizingFormValidation):
             found = last4_from(normalize_text(text), tracker)
             if found:
                 events.append(SlotSet("id_last4", found))
-        return events
+        return await _keep_pieces(tracker.sender_id, events)
 
 
-def _acting_for_another(dispatcher: CollectingDispatcher) -> list[EventType]:
+async def _keep_pieces(conversation_id: str, events: list[EventType]) -> list[EventType]:
+    """Keep the ID digits and mobile set in `events`; drop masked ones not kept before."""
+    database = context().database
+    kept: dict[str, str] | None = None
+    checked: list[EventType] = []
+    for event in events:
+        name, value = event.get("name"), event.get("value")
+        if event.get("event") != "slot" or name not in progress.PIECES:
+            checked.append(event)
+            continue
+        if is_masked(value):
+            if kept is None:
+                kept = await progress.recall(database, conversation_id)
+            if name not in kept:
+                event = SlotSet(name, None)
+        elif value is not None:
+            await progress.remember(database, conversation_id, name, value)
+        checked.append(event)
+    return checked
+
+
+async def _acting_for_another(
+    dispatcher: CollectingDispatcher, tracker: Tracker
+) -> list[EventType]:
     """Say what someone acting for the debtor may do here, and keep nothing of theirs."""
     dispatcher.utter_message(response="utter_third_party")
-    return [SlotSet(ACTING_FOR_ANOTHER, True), *reset_identity(), SlotSet(PENDING_REQUEST, None)]
+    identity = await drop_identity(tracker)
+    return [SlotSet(ACTING_FOR_ANOTHER, True), *identity, SlotSet(PENDING_REQUEST, None)]
 
 
 def reset_identity() -> list[EventType]:
     return [SlotSet(slot, None) for slot in IDENTITY_SLOTS]
+
+
+async def drop_identity(tracker: Tracker) -> list[EventType]:
+    """Forget the details given so far, here and in the kept pieces."""
+    await progress.forget(context().database, tracker.sender_id)
+    return reset_identity()
 
 
 #: Requests that need a verified debtor; the one made is answered after verification.
@@ -149,7 +203,7 @@ async def start_verification(
     if tracker.get_slot(ACTING_FOR_ANOTHER) or speaks_for_another(
         tracker.latest_message.get("text") or ""
     ):
-        return _acting_for_another(dispatcher)
+        return await _acting_for_another(dispatcher, tracker)
     events: list[EventType] = []
     if pending not in PENDING_REQUESTS:
         # "查下我欠了多少 王芳 …" is often read as plain information: the words say.
@@ -163,7 +217,7 @@ async def start_verification(
             unlock_time=locked_until.astimezone(BEIJING).strftime("%H:%M"),
         )
         handoff, _ = await hand_off(dispatcher, tracker, "verification_failed")
-        return [*events, *reset_identity(), *handoff]
+        return [*events, *await drop_identity(tracker), *handoff]
     dispatcher.utter_message(response="utter_verification_intro")
     return [*events, FollowupAction("verification_form")]
 
@@ -179,7 +233,7 @@ class ActionLeaveVerification(Action):
     ) -> list[EventType]:
         dispatcher.utter_message(response="utter_leave_verification")
         return [
-            *reset_identity(),
+            *await drop_identity(tracker),
             SlotSet(PENDING_REQUEST, None),
             SlotSet(REQUESTED_SLOT, None),
         ]

@@ -16,16 +16,26 @@ window over the final state gives the final state again: each event in the
 window sets a value to what it ended up as, or is overridden by a later event.
 The state events count as stored and are never written back.
 
+Nothing the debtor typed to verify is written: each turn's events and the state
+row go through `bot.domain.redaction` first (mobiles as `138****8000`, the ID
+suffix as `****`), and so do the events published to the broker. The actions
+get the real values within the turn; the form finds the ones given earlier in
+`bot.store.verification_progress`.
+
 Configure it in `endpoints.yml` with the same keys as Rasa's SQL store, plus
-`window_events`.
+`window_events`. Rows stored before the masking are masked in place by
+`python -m bot.rasa_ext.tracker_store redact` (`--url`, else `TRACKER_DB_URL`
+or the SQLite file `TRACKER_DB`).
 """
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
 import functools
 import json
 import logging
+import os
 import time
 from typing import Any
 
@@ -46,12 +56,15 @@ from rasa.shared.nlu.constants import INTENT_NAME_KEY
 from rasa.shared.utils.common import all_subclasses
 from sqlalchemy.dialects import postgresql, sqlite
 
+from bot.domain.redaction import install_log_redaction, redact_event, redact_slots, secrets_in
 from bot.rasa_ext import speedups as rasa_speedups
 
 logger = logging.getLogger(__name__)
 
 # Every Rasa server loads this module (endpoints.yml, endpoints.scale.yml).
 rasa_speedups.apply()
+# Logging is set up by then: the Rasa server's log lines are masked from here on.
+install_log_redaction()
 
 #: INSERT … ON CONFLICT of the databases the tracker store runs on.
 _INSERTS = {"postgresql": postgresql.insert, "sqlite": sqlite.insert}
@@ -136,8 +149,10 @@ class WindowedSQLTrackerStore(SQLTrackerStore):
             else:
                 # Built elsewhere (e.g. the HTTP API): compare with what is stored.
                 new_events = list(self._additional_events(session, tracker))
-            for event in new_events:
-                data = event.as_dict()
+            turn = [event.as_dict() for event in new_events]
+            secrets = secrets_in(turn)
+            stored = [redact_event(data, secrets) for data in turn]
+            for event, data in zip(new_events, stored, strict=True):
                 session.add(
                     self.SQLEvent(
                         sender_id=tracker.sender_id,
@@ -152,7 +167,7 @@ class WindowedSQLTrackerStore(SQLTrackerStore):
                 )
             loop = tracker.active_loop
             values = {
-                "slots": json.dumps(tracker.current_slot_values()),
+                "slots": json.dumps(redact_slots(tracker.current_slot_values(), secrets)),
                 "active_loop": json.dumps(dataclasses.asdict(loop)) if loop else None,
                 "paused": tracker.is_paused(),
                 "updated_at": time.time(),
@@ -169,9 +184,44 @@ class WindowedSQLTrackerStore(SQLTrackerStore):
             session.commit()
         setattr(tracker, STORED_EVENTS, len(tracker.events))
         if self.event_broker is not None:
-            await self._publish_in_order(new_events, tracker.sender_id)
+            await self._publish_in_order(stored, tracker.sender_id)
 
-    async def _publish_in_order(self, events: list[Event], sender_id: str) -> None:
+    def redact_stored(self) -> int:
+        """Mask the verification secrets in rows stored before this store masked them.
+
+        Each conversation is gone through turn by turn (a turn starts at a user
+        message), as `save` would have masked it. Idempotent; returns how many
+        rows changed.
+        """
+        changed = 0
+        with self.session_scope() as session:
+            senders = [sender for (sender,) in session.query(self.SQLEvent.sender_id).distinct()]
+        for sender in senders:
+            with self.session_scope() as session:
+                rows = (
+                    session.query(self.SQLEvent)
+                    .filter(self.SQLEvent.sender_id == sender)
+                    .order_by(self.SQLEvent.id)
+                    .all()
+                )
+                for turn in _turns(rows):
+                    stored = [json.loads(row.data) for row in turn]
+                    secrets = secrets_in(stored)
+                    for row, data in zip(turn, stored, strict=True):
+                        redacted = redact_event(data, secrets)
+                        if redacted != data:
+                            row.data = json.dumps(redacted)
+                            changed += 1
+                state = session.get(ConversationState, sender)
+                if state is not None:
+                    slots = json.loads(state.slots)
+                    if redact_slots(slots) != slots:
+                        state.slots = json.dumps(redact_slots(slots))
+                        changed += 1
+                session.commit()
+        return changed
+
+    async def _publish_in_order(self, events: list[dict[str, Any]], sender_id: str) -> None:
         """Publish the events before the conversation's lock is given back.
 
         Rasa's RabbitMQ broker publishes each event from a task of its own, so
@@ -183,11 +233,21 @@ class WindowedSQLTrackerStore(SQLTrackerStore):
         assert self.event_broker is not None
         publish_now = getattr(self.event_broker, "_publish", None)
         for event in events:
-            body = {"sender_id": sender_id, **event.as_dict()}
+            body = {"sender_id": sender_id, **event}
             if publish_now is not None:
                 await publish_now(body)
             else:
                 self.event_broker.publish(body)
+
+
+def _turns(rows: list[Any]) -> list[list[Any]]:
+    """Stored event rows cut into turns, each opening with a user message."""
+    turns: list[list[Any]] = [[]]
+    for row in rows:
+        if row.type_name == "user" and turns[-1]:
+            turns.append([])
+        turns[-1].append(row)
+    return [turn for turn in turns if turn]
 
 
 def _state_events(domain: Domain, state: ConversationState, timestamp: float) -> list[Event]:
@@ -213,3 +273,37 @@ def _state_events(domain: Domain, state: ConversationState, timestamp: float) ->
     if state.paused:
         events.append(ConversationPaused(timestamp=timestamp))
     return events
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m bot.rasa_ext.tracker_store redact [--url URL]`: mask what older rows hold."""
+    parser = argparse.ArgumentParser(prog="python -m bot.rasa_ext.tracker_store")
+    parser.add_argument("command", choices=["redact"])
+    parser.add_argument(
+        "--url", help="the tracker database (default: $TRACKER_DB_URL, else $TRACKER_DB)"
+    )
+    args = parser.parse_args(argv)
+    url = args.url or os.environ.get("TRACKER_DB_URL", "").strip()
+    if url:
+        parsed = sa.engine.make_url(url)
+        config: dict[str, Any] = dict(
+            dialect=parsed.get_backend_name(),
+            host=parsed.host,
+            port=parsed.port,
+            db=parsed.database,
+            username=parsed.username,
+            password=parsed.password,
+            query=dict(parsed.query) or None,
+        )
+    else:
+        config = dict(dialect="sqlite", db=os.environ.get("TRACKER_DB") or "var/tracker.db")
+    store = WindowedSQLTrackerStore(**config)
+    try:
+        print(f"{store.redact_stored()} rows masked")
+    finally:
+        store.engine.dispose()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -17,6 +17,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from bot.domain.redaction import redact_nested
 from bot.store.encoding import json_default
 from bot.store.engine import Database
 from bot.store.models import AuditLog, utcnow
@@ -53,7 +54,9 @@ def _entry(
         raise ValueError(f"invalid actor {actor!r}: use bot, system or staff:<name>")
     if not ACTION_PATTERN.fullmatch(action):
         raise ValueError(f"invalid action {action!r}")
-    text = json.dumps(dict(details or {}), ensure_ascii=False, sort_keys=True, default=json_default)
+    # A mobile or national ID put in by mistake is kept masked (bot.domain.redaction).
+    kept = redact_nested(dict(details or {}))
+    text = json.dumps(kept, ensure_ascii=False, sort_keys=True, default=json_default)
     return AuditLog(
         created_at=at or utcnow(),
         actor=actor,
@@ -77,7 +80,8 @@ async def record(
     """Append an entry.
 
     Given a session, the entry joins its transaction (the caller commits); given a
-    `Database`, it is committed at once. Never put raw identity data in `details`.
+    `Database`, it is committed at once. Never put raw identity data in `details`:
+    mobiles and national IDs in its texts are masked all the same.
     """
     entry = _entry(actor, action, conversation_id, debtor_id, details, at)
     if isinstance(session_or_db, AsyncSession):

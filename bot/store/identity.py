@@ -23,6 +23,7 @@ from typing import Literal
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from bot.domain.redaction import mobile_mask
 from bot.store import audit
 from bot.store.engine import Database, advisory_lock_key
 from bot.store.models import Debtor, VerificationAttempt, VerificationLock, utcnow
@@ -151,7 +152,7 @@ def is_valid_national_id(text: object) -> bool:
 def mask_mobile(mobile: str) -> str:
     """`13800138000` -> `138****8000`; anything else is fully masked."""
     value = normalize_mobile(mobile)
-    return f"{value[:3]}****{value[-4:]}" if value else "***"
+    return mobile_mask(value) if value else "***"
 
 
 def mask_name(name: str) -> str:

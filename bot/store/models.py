@@ -7,14 +7,12 @@ is `Decimal`, never float.
 
 from __future__ import annotations
 
-import decimal
-from datetime import date, datetime, timezone
+from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy import event
-from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import declarative_base, relationship
 
 from bot.domain.vocabulary import (
@@ -24,6 +22,12 @@ from bot.domain.vocabulary import (
     REFERRAL_REASONS,
     STAFF_ROLES,
 )
+from bot.store.columns import CENT as CENT
+from bot.store.columns import MONEY_PRECISION as MONEY_PRECISION
+from bot.store.columns import MONEY_SCALE as MONEY_SCALE
+from bot.store.columns import Money, UTCDateTime
+from bot.store.columns import to_money as to_money
+from bot.store.columns import utcnow as utcnow
 
 #: Constraint and index names, so that the models and the migrations agree.
 NAMING_CONVENTION = {
@@ -33,96 +37,6 @@ NAMING_CONVENTION = {
     "fk": "fk_%(table_name)s_%(column_0_name)s",
 }
 Base: Any = declarative_base(metadata=sa.MetaData(naming_convention=NAMING_CONVENTION))
-
-#: Money columns: up to 999,999,999,999.99.
-MONEY_PRECISION, MONEY_SCALE = 14, 2
-CENT = Decimal("0.01")
-
-
-def utcnow() -> datetime:
-    """The current time, timezone-aware UTC."""
-    return datetime.now(timezone.utc)
-
-
-class UTCDateTime(sa.types.TypeDecorator):
-    """A timezone-aware UTC timestamp; naive datetimes are refused.
-
-    PostgreSQL stores `timestamptz`. SQLite has no time zones: values are stored
-    as UTC and come back marked as UTC.
-    """
-
-    impl = sa.DateTime(timezone=True)
-    cache_ok = True
-
-    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
-        if value is None:
-            return None
-        if not isinstance(value, datetime):
-            raise TypeError(f"expected a datetime, got {type(value).__name__}")
-        if value.tzinfo is None or value.utcoffset() is None:
-            raise ValueError("naive datetime: pass a timezone-aware (UTC) datetime")
-        value = value.astimezone(timezone.utc)
-        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
-
-    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
-        if value is None:
-            return None
-        if value.tzinfo is None:
-            return value.replace(tzinfo=timezone.utc)
-        return value.astimezone(timezone.utc)
-
-
-class _SQLiteDecimal(sa.Numeric):
-    """NUMERIC on SQLite without SQLAlchemy's detour through Python floats."""
-
-    def bind_processor(self, dialect: Dialect) -> None:
-        return None
-
-    def result_processor(self, dialect: Dialect, coltype: object) -> None:
-        return None
-
-
-class Money(sa.types.TypeDecorator):
-    """An amount with exactly two decimals, as `Decimal`; floats are refused."""
-
-    impl = sa.Numeric(MONEY_PRECISION, MONEY_SCALE, asdecimal=True)
-    cache_ok = True
-
-    def load_dialect_impl(self, dialect: Dialect) -> sa.types.TypeEngine:
-        if dialect.name == "sqlite":
-            return dialect.type_descriptor(_SQLiteDecimal(MONEY_PRECISION, MONEY_SCALE))
-        return dialect.type_descriptor(self.impl)
-
-    def process_bind_param(self, value: Any, dialect: Dialect) -> Any:
-        if value is None:
-            return None
-        amount = to_money(value)
-        # SQLite gets the exact text; its NUMERIC affinity stores it as a number.
-        return str(amount) if dialect.name == "sqlite" else amount
-
-    def process_result_value(self, value: Any, dialect: Dialect) -> Decimal | None:
-        if value is None:
-            return None
-        if isinstance(value, float):
-            # SQLite hands back REAL; its shortest repr is the stored two-decimal text.
-            value = repr(value)
-        return Decimal(str(value)).quantize(CENT)
-
-
-def to_money(value: Decimal | int | str) -> Decimal:
-    """`value` as a two-decimal `Decimal`; floats and sub-cent amounts raise."""
-    if isinstance(value, (float, bool)):
-        raise TypeError("money must be Decimal, int or str, never float")
-    try:
-        amount = Decimal(value)
-    except (decimal.InvalidOperation, TypeError, ValueError) as error:
-        raise ValueError(f"not an amount: {value!r}") from error
-    if not amount.is_finite():
-        raise ValueError(f"not an amount: {value!r}")
-    quantized = amount.quantize(CENT)
-    if quantized != amount:
-        raise ValueError(f"amount has more than two decimals: {value!r}")
-    return quantized
 
 
 class Debtor(Base):
@@ -220,6 +134,22 @@ class VerificationLock(Base):
     )
     locked_until: datetime = sa.Column(UTCDateTime, nullable=False)
     created_at: datetime = sa.Column(UTCDateTime, nullable=False, default=utcnow)
+
+
+class VerificationProgress(Base):
+    """The ID suffix and mobile a conversation gave so far, encrypted, until `expires_at`.
+
+    The tracker store keeps only masked forms, so the pieces given over several
+    messages wait here for the check (`bot.store.verification_progress`).
+    """
+
+    __tablename__ = "verification_progress"
+
+    conversation_id: str = sa.Column(sa.String(255), primary_key=True)
+    #: AES-GCM ciphertexts (nonce first, base64), or None while not given.
+    id_last4: str | None = sa.Column(sa.String(200), nullable=True)
+    phone: str | None = sa.Column(sa.String(200), nullable=True)
+    expires_at: datetime = sa.Column(UTCDateTime, nullable=False, index=True)
 
 
 class AuditLog(Base):

@@ -36,7 +36,7 @@ import sys
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, datetime, time, timezone
 from pathlib import Path
 from typing import Any
 
@@ -45,7 +45,7 @@ from sqlalchemy import event
 from sqlalchemy.engine import Connection, Engine, make_url
 
 from bot.domain import retention
-from bot.domain.clock import beijing_today
+from bot.domain.clock import BEIJING, beijing_today
 from bot.domain.policy import PolicyError, Retention, load_policy
 from bot.store import retention_rows as rows
 from bot.store.engine import advisory_lock_key, database_url, sync_url
@@ -328,6 +328,7 @@ def purge(
     summary = Summary(dry_run=dry_run, today=today or beijing_today(), policy=policy)
     for table in ("events", "conversation_state", "verification_attempts", "verification_locks"):
         summary.deleted[table] = 0
+    summary.deleted["verification_progress"] = 0
     summary.deleted.update(audit_publications=0, audit_log=0)
     for table in ("handoff_cases", "collections_referrals", "negotiation_proposals", "agreements"):
         summary.anonymised[table] = 0
@@ -339,6 +340,11 @@ def purge(
             return summary
         _purge_conversations(dbs, summary, batch_size)
         _purge_audit_trails(dbs, summary, batch_size)
+        with dbs.transaction(write=not dry_run):
+            start_of_today = datetime.combine(summary.today, time(0, 0), BEIJING)
+            summary.deleted["verification_progress"] = rows.expired_progress(
+                dbs.app, start_of_today.astimezone(timezone.utc), dry_run
+            )
         if summary.changed and not dry_run:
             with dbs.transaction(write=True):
                 record = summary.to_dict()

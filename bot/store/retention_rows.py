@@ -30,6 +30,7 @@ from bot.store.models import (
     NegotiationProposal,
     VerificationAttempt,
     VerificationLock,
+    VerificationProgress,
 )
 
 _TRACKER = sa.MetaData()
@@ -63,6 +64,7 @@ PROPOSALS = NegotiationProposal.__table__
 AGREEMENTS = Agreement.__table__
 ATTEMPTS = VerificationAttempt.__table__
 LOCKS = VerificationLock.__table__
+PROGRESS = VerificationProgress.__table__
 
 
 @dataclass
@@ -396,3 +398,11 @@ def _iso(value: object) -> str:
     if isinstance(value, (date, datetime)):
         return value.isoformat()
     raise TypeError(f"not JSON serialisable: {type(value).__name__}")
+
+
+def expired_progress(connection: Connection, before: datetime, dry_run: bool) -> int:
+    """Identity pieces still waiting for a check that expired before `before` (any conversation).
+
+    They are removed when a check ends; these are the ones of debtors who left midway.
+    """
+    return _count_or_delete(connection, PROGRESS, PROGRESS.c.expires_at < before, dry_run)

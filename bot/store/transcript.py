@@ -3,7 +3,9 @@
 Reads Rasa's own `events` table (only `user` and `bot` events) in the tracker
 database: the SQLite file `TRACKER_DB` (default `var/tracker.db`), or the
 SQLAlchemy URL `TRACKER_DB_URL` when set. A bot event whose metadata names
-`staff` was written by a person through the staff console.
+`staff` was written by a person through the staff console. Verification secrets
+are masked on the way out too (`bot.domain.redaction`), for rows older than the
+tracker store's own masking.
 
 The async engine is created on first use, once per process and URL.
 """
@@ -21,6 +23,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
+from bot.domain.redaction import redact_event
 from bot.store.engine import REPO_ROOT, _engine_arguments, async_url
 
 DEFAULT_TRACKER_DB = REPO_ROOT / "var" / "tracker.db"
@@ -97,6 +100,8 @@ def _item(row: Any) -> dict[str, Any] | None:
         data = {}
     if not isinstance(data, dict):
         data = {}
+    # Rows stored before the tracker store masked verification secrets still hold them.
+    data = redact_event(data)
     text = data.get("text")
     text = text if isinstance(text, str) else ""
     staff: str | None = None

@@ -36,6 +36,7 @@ TABLES = {
     "accounts",
     "verification_attempts",
     "verification_locks",
+    "verification_progress",
     "audit_log",
     "agreements",
     "agreement_installments",
@@ -77,7 +78,7 @@ async def test_migration_creates_the_tables_at_head(db: Database) -> None:
         tables = await connection.run_sync(lambda sync: set(sa.inspect(sync).get_table_names()))
         version = await connection.execute(sa.text("SELECT version_num FROM alembic_version"))
     assert tables == TABLES | {"alembic_version"}
-    assert version.scalar_one() == "0004"
+    assert version.scalar_one() == "0005"
 
 
 async def test_models_match_the_migration(db: Database) -> None:

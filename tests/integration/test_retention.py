@@ -43,6 +43,7 @@ from bot.store.models import (
     NegotiationProposal,
     VerificationAttempt,
     VerificationLock,
+    VerificationProgress,
 )
 from tests.support.database import BACKENDS, migrated_url
 
@@ -70,6 +71,7 @@ APP_TABLES = (
     "audit_publications",
     "verification_attempts",
     "verification_locks",
+    "verification_progress",
     "handoff_cases",
     "collections_referrals",
     "negotiation_proposals",
@@ -242,6 +244,15 @@ def _fill(bank: Bank, store: WindowedSQLTrackerStore) -> None:
                 ),
                 VerificationAttempt(conversation_id="old", succeeded=False, created_at=old),
                 VerificationLock(conversation_id="old", locked_until=old, created_at=old),
+                # Pieces of a check left midway: one expired yesterday, one still waiting.
+                VerificationProgress(
+                    conversation_id="left-midway", phone="x", expires_at=days_ago(1)
+                ),
+                VerificationProgress(
+                    conversation_id="recent",
+                    phone="x",
+                    expires_at=datetime.combine(TODAY, time(10, 0), BEIJING),
+                ),
                 _case("old", old),
                 CollectionsReferral(
                     reference="CS-old",
@@ -339,6 +350,7 @@ EXPECTED_DELETED = {
     "conversation_state": 3,
     "verification_attempts": 1,
     "verification_locks": 1,
+    "verification_progress": 1,
     # Only ancient's trail is 60 days old.
     "audit_publications": 2,
     "audit_log": 2,
@@ -376,6 +388,7 @@ def test_the_purge_removes_what_is_past_retention_and_keeps_the_rest(bank: Bank)
     # Identity checks go; cases, referrals and proposals stay without what was said.
     assert [r["conversation_id"] for r in bank.rows("verification_attempts")] == ["recent"]
     assert bank.rows("verification_locks") == []
+    assert [r["conversation_id"] for r in bank.rows("verification_progress")] == ["recent"]
     cases = {row["conversation_id"]: row for row in bank.rows("handoff_cases")}
     for purged in ("old", "ancient"):
         assert (cases[purged]["summary"], cases[purged]["note"]) == ("{}", None)

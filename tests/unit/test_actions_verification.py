@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -21,8 +19,6 @@ from rasa_sdk.executor import CollectingDispatcher
 from actions.account import ActionAccountStatus
 from actions.routing import ActionStartVerification, ActionVerifyIdentity
 from actions.verification import ValidateVerificationForm, last4_from, mobile_from, name_from
-from bot.store.migrate import upgrade
-from bot.store.seed import seed_demo
 from tests.support.actions import action_context
 
 DOMAIN: dict[str, Any] = {
@@ -35,12 +31,10 @@ DOMAIN: dict[str, Any] = {
 
 
 @pytest.fixture
-def seeded_database(tmp_path: Path) -> Iterator[str]:
-    url = f"sqlite+aiosqlite:///{tmp_path / 'bank.db'}"
-    upgrade(url)
-    with action_context(url) as ctx:
-        asyncio.run(seed_demo(ctx.database))
-        yield url
+def seeded_database(seeded_url: str) -> Iterator[str]:
+    """Actions run against this test's own seeded database."""
+    with action_context(seeded_url):
+        yield seeded_url
 
 
 def tracker(
@@ -135,7 +129,7 @@ async def test_form_rejects_a_bad_mobile_and_says_what_is_expected() -> None:
     assert [m["response"] for m in dispatcher.messages] == ["utter_invalid_phone"]
 
 
-async def test_form_accepts_all_three_in_one_message() -> None:
+async def test_form_accepts_all_three_in_one_message(seeded_database: str) -> None:
     text = "我叫张伟，身份证后四位1234，手机13800138000"
     entities = [
         {"entity": "person_name", "value": "张伟", "start": 2, "end": 4},
@@ -317,7 +311,7 @@ async def test_a_request_made_for_another_opens_no_verification(seeded_database:
     assert await ActionStartVerification().run(again, later, {}) == FOR_ANOTHER
 
 
-async def test_bare_id_digits_given_with_a_name_and_a_mobile() -> None:
+async def test_bare_id_digits_given_with_a_name_and_a_mobile(seeded_database: str) -> None:
     """ "张伟 1234 13800138000": the four digits are the ID suffix, though no word says so."""
     text = "张伟 1234 13800138000"
     entities = [
