@@ -7,7 +7,7 @@ from rasa_sdk.events import EventType
 from rasa_sdk.executor import CollectingDispatcher
 from rasa_sdk.types import DomainDict
 
-from actions.access import verified_account
+from actions.access import verified_debtor
 from actions.context import context
 from actions.formatting import money, schedule_lines
 from actions.verification import start_verification
@@ -25,13 +25,23 @@ class ActionShowSchedule(Action):
     async def run(
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> list[EventType]:
-        verified = await verified_account(tracker)
-        if verified is None:
+        debtor = await verified_debtor(tracker)
+        if debtor is None:
             return await start_verification(dispatcher, tracker, "ask_repayment_plan")
-        return await tell_schedule(dispatcher, verified[0])
+        return await _schedule(dispatcher, debtor)
 
 
-async def tell_schedule(dispatcher: CollectingDispatcher, debtor_id: int) -> list[EventType]:
+async def tell_schedule(
+    dispatcher: CollectingDispatcher, tracker: Tracker, debtor_id: int
+) -> list[EventType]:
+    """The schedule of `debtor_id`, once the database confirms this conversation
+    verified as that debtor (slots alone are not trusted); else verification."""
+    if await verified_debtor(tracker, debtor_id) is None:
+        return await start_verification(dispatcher, tracker, "ask_repayment_plan")
+    return await _schedule(dispatcher, debtor_id)
+
+
+async def _schedule(dispatcher: CollectingDispatcher, debtor_id: int) -> list[EventType]:
     agreement = await latest_agreement(context().database, debtor_id)
     if agreement is None:
         dispatcher.utter_message(response="utter_no_agreement")

@@ -5,6 +5,9 @@ id (none before sign-in), a CSRF token and a random session id. It is valid for
 12 hours from sign-in. Signing out forgets the cookie; the application also
 records the session id as revoked in the database (`bot.store.staff.revoke_session`),
 so a copy of the cookie stops working too, across restarts and instances.
+
+The cookie is `Secure` (sent only over HTTPS) unless that is switched off for
+development over plain HTTP: `CONSOLE_SECURE_COOKIES=0` (`secure_cookies_setting`).
 """
 
 from __future__ import annotations
@@ -19,6 +22,18 @@ from itsdangerous import BadSignature, URLSafeTimedSerializer
 COOKIE_NAME = "console_session"
 MAX_AGE_SECONDS = 12 * 60 * 60
 _SALT = "bot.console.session"
+_ON = frozenset({"", "1", "true", "yes", "on"})
+_OFF = frozenset({"0", "false", "no", "off"})
+
+
+def secure_cookies_setting(value: str | None) -> bool:
+    """`CONSOLE_SECURE_COOKIES` as a flag: on unless explicitly off; ValueError otherwise."""
+    text = (value or "").strip().lower()
+    if text in _ON:
+        return True
+    if text in _OFF:
+        return False
+    raise ValueError(f"CONSOLE_SECURE_COOKIES must be 1 or 0, not {value!r}")
 
 
 @dataclass(frozen=True)
@@ -44,7 +59,7 @@ class Session:
 class SessionStore:
     """Issues, reads and revokes session cookies."""
 
-    def __init__(self, secret_key: bytes, *, secure: bool = False) -> None:
+    def __init__(self, secret_key: bytes, *, secure: bool = True) -> None:
         if len(secret_key) < 16:
             raise ValueError("the console's secret key must have at least 16 bytes")
         self._serializer = URLSafeTimedSerializer(secret_key, salt=_SALT)

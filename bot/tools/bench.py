@@ -30,7 +30,8 @@ from pathlib import Path
 
 import aiohttp
 
-from bot.tools.stack import Stack, StackConfig
+from bot.rasa_ext.channels.rest_auth import signed_json
+from bot.tools.stack import Stack, StackConfig, rest_integrators
 
 #: What a debtor might type, in rotation: questions, a verification against the
 #: database (a success, which never locks anyone out) and status look-ups.
@@ -76,12 +77,15 @@ async def _conversation(
 ) -> None:
     sender = f"bench-{uuid.uuid4().hex}"
     messages = itertools.cycle(SCRIPT)
+    integrators = rest_integrators()
     for turn in range(1, turns + 1):
         started = time.perf_counter()
         try:
+            # Signed as this machine's integrator: a cluster takes nothing else.
+            body = {"sender": sender, "message": next(messages)}
             async with session.post(
                 f"{url}/webhooks/rest/webhook",
-                json={"sender": sender, "message": next(messages)},
+                **signed_json(body, "/webhooks/rest/webhook", integrators),
                 timeout=aiohttp.ClientTimeout(total=60),
             ) as response:
                 await response.read()
@@ -193,7 +197,6 @@ def _clustered(scratch: str, replicas: int, loads: Sequence[Load]) -> list[Resul
         console_replicas=1,
         entry_port=25080,
         first_port=25100,
-        auth_token=uuid.uuid4().hex,
         run_dir=Path(scratch) / f"cluster-{replicas}",
         env=env,
     )

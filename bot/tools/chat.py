@@ -11,14 +11,18 @@ import urllib.request
 import uuid
 from typing import Any
 
+from bot.rasa_ext.channels.rest_auth import signed_json
+from bot.tools.stack import rest_integrators
+
+PATH = "/webhooks/rest/webhook"
+
 
 def send(url: str, sender: str, message: str, timeout: float = 30.0) -> list[dict[str, Any]]:
     """Send one message to the REST channel and return the bot's replies."""
-    body = json.dumps({"sender": sender, "message": message}).encode()
+    # Signed as this machine's integrator, as a cluster requires (a stack ignores it).
+    signed = signed_json({"sender": sender, "message": message}, PATH, rest_integrators())
     request = urllib.request.Request(  # noqa: S310
-        f"{url}/webhooks/rest/webhook",
-        data=body,
-        headers={"Content-Type": "application/json"},
+        f"{url}{PATH}", data=signed["data"], headers=signed["headers"]
     )
     with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310
         return json.loads(response.read().decode() or "[]")

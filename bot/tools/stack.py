@@ -31,9 +31,12 @@ class StackConfig:
     action_port: int = 5055
     model: Path = ROOT / "models" / "current.tar.gz"
     auth_token: str = ""
+    #: Rasa's `--jwt-secret`: the console signs its API calls with it (`Authorization`
+    #: header, never the URL). `auth_token` stays for clients on loopback that send `?token=`.
+    jwt_secret: str = field(default_factory=lambda: secrets.token_urlsafe(32))
     log_dir: Path = ROOT / "var" / "log"
     extra_env: dict[str, str] = field(default_factory=dict)
-    #: Also start the staff console on this port (it needs `auth_token`).
+    #: Also start the staff console on this port (it needs `jwt_secret`).
     console_port: int | None = None
 
     @property
@@ -49,14 +52,44 @@ class StackConfig:
         return f"http://127.0.0.1:{self.console_port}"
 
 
-def webchat_session_key() -> str:
-    """The key that signs web chat session ids, kept in `var/` across restarts."""
-    path = ROOT / "var" / "webchat-session.key"
-    if not path.exists():
-        path.parent.mkdir(exist_ok=True)
-        path.write_text(secrets.token_urlsafe(32), encoding="utf-8")
+def secret_file(path: Path) -> str:
+    """The secret kept in `path`, made on first use: readable by this user only.
+
+    The file is created with mode 0600 (never readable by others, not even
+    for a moment), and only if it does not exist; when another process is
+    writing it at the same moment, its secret is waited for and read.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        descriptor = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
+    except FileExistsError:
+        pass
+    else:
+        with os.fdopen(descriptor, "w", encoding="utf-8") as file:
+            file.write(secrets.token_urlsafe(32))
+    deadline = time.monotonic() + 5
+    while not (secret := path.read_text(encoding="utf-8").strip()):
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"{path} is empty: delete it to have a new secret made")
+        time.sleep(0.05)
+    if path.stat().st_mode & 0o077:
         path.chmod(0o600)
-    return path.read_text(encoding="utf-8").strip()
+    return secret
+
+
+def webchat_session_key(path: Path | None = None) -> str:
+    """The key that signs web chat session tokens, kept in `var/` across restarts."""
+    return secret_file(path or ROOT / "var" / "webchat-session.key")
+
+
+def rest_integrators() -> str:
+    """`REST_INTEGRATORS` for the clusters this machine runs and their clients.
+
+    The environment's, else one integrator, `local`, whose secret is kept in
+    `var/` (so that `make cluster`, its tests and `make bench` sign alike).
+    """
+    configured = os.environ.get("REST_INTEGRATORS", "").strip()
+    return configured or f"local:{secret_file(ROOT / 'var' / 'rest-integrator.key')}"
 
 
 class ProcessGroup:
@@ -134,8 +167,14 @@ class ProcessGroup:
         self._processes.clear()
 
 
-def rasa_server_args(model: Path, port: int, endpoints: str, auth_token: str = "") -> list[str]:
-    """The command line of one Rasa server on loopback."""
+def rasa_server_args(
+    model: Path, port: int, endpoints: str, auth_token: str = "", jwt_secret: str = ""
+) -> list[str]:
+    """The command line of one Rasa server on loopback.
+
+    The HTTP API is on when either credential is given: `jwt_secret` for tokens
+    in the `Authorization` header (HS256), `auth_token` for `?token=`.
+    """
     args = [
         str(VENV_BIN / "rasa"),
         "run",
@@ -152,8 +191,12 @@ def rasa_server_args(model: Path, port: int, endpoints: str, auth_token: str = "
         "--cors",
         "*",
     ]
+    if auth_token or jwt_secret:
+        args.append("--enable-api")
     if auth_token:
-        args += ["--enable-api", "--auth-token", auth_token]
+        args += ["--auth-token", auth_token]
+    if jwt_secret:
+        args += ["--jwt-secret", jwt_secret, "--jwt-method", "HS256"]
     return args
 
 
@@ -191,7 +234,11 @@ class Stack(ProcessGroup):
         self.config.extra_env.setdefault("SANIC_HOST", "127.0.0.1")
         self._spawn_actions()
         server = rasa_server_args(
-            self.config.model, self.config.rasa_port, "endpoints.yml", self.config.auth_token
+            self.config.model,
+            self.config.rasa_port,
+            "endpoints.yml",
+            self.config.auth_token,
+            self.config.jwt_secret,
         )
         self._spawn("rasa", server)
         deadline = time.monotonic() + timeout
@@ -203,12 +250,14 @@ class Stack(ProcessGroup):
             self._wait(f"{self.config.console_url}/health", deadline)
 
     def _spawn_console(self) -> None:
-        if not self.config.auth_token:
-            raise ValueError("the staff console needs the Rasa HTTP API: set auth_token")
+        if not self.config.jwt_secret:
+            raise ValueError("the staff console needs the Rasa HTTP API: set jwt_secret")
         self.config.extra_env.update(
-            RASA_URL=self.config.rasa_url, RASA_AUTH_TOKEN=self.config.auth_token
+            RASA_URL=self.config.rasa_url, RASA_JWT_SECRET=self.config.jwt_secret
         )
         self.config.extra_env.setdefault("CONSOLE_SECRET_KEY", secrets.token_urlsafe(32))
+        # The console is reached over plain HTTP on loopback: no Secure-only cookie.
+        self.config.extra_env.setdefault("CONSOLE_SECURE_COOKIES", "0")
         assert self.config.console_port is not None
         self._spawn("console", console_args(self.config.console_port))
 
@@ -265,6 +314,8 @@ def main(argv: list[str] | None = None) -> int:
         auth_token=token,
         console_port=args.console_port,
     )
+    # The console's calls to the HTTP API are signed with this (generated unless set).
+    config.jwt_secret = os.environ.get("RASA_JWT_SECRET", "") or config.jwt_secret
     stack = Stack(config)
     # The demo supervisor gets a new password now, shown here only (not in a log file).
     from bot.console.__main__ import DEMO_USERNAME, reset_demo_user

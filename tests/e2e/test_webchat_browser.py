@@ -28,8 +28,8 @@ from selenium.webdriver.remote.webelement import WebElement
 
 from bot.domain.conduct import conduct_problems
 from bot.tools.stack import ROOT
-from tests.e2e.conftest import staff_reply
 from tests.support.browser import RESULTS, chromium, eventually
+from tests.support.rasa_api import staff_reply
 
 pytestmark = pytest.mark.e2e
 
@@ -218,8 +218,9 @@ async def test_a_debtor_negotiates_reloads_and_reaches_a_person_on_a_phone(
     assert phone.execute_script("return document.documentElement.clientWidth") == PHONE["width"]
     page.wait_ready()
     page.assert_chat_fills_the_screen("on the first load")
-    sender = page.read()["state"]["sessionId"]
-    assert sender
+    # The Rasa conversation (what staff reply to) is derived from the page's secret token.
+    sender = page.read()["state"]["conversationId"]
+    assert sender and sender != page.read()["state"]["sessionId"]
 
     # Verification and circumstances: typed, as the conversation file says them.
     turns = _turns()
@@ -265,7 +266,7 @@ async def test_a_debtor_negotiates_reloads_and_reaches_a_person_on_a_phone(
     page.wait_ready()
     eventually(lambda: page.read()["bubbles"] == shown, "the history after the reload")
     page.assert_chat_fills_the_screen("after the reload")
-    assert page.read()["state"]["sessionId"] == sender
+    assert page.read()["state"]["conversationId"] == sender
     assert page.tables("table.wc-offer"), "the offer table after the reload"
     assert ("确认登记", False) in page.buttons(), "answered buttons stay disabled after a reload"
     phone.save_screenshot(str(RESULTS / "webchat-reload.png"))

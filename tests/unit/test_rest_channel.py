@@ -7,7 +7,7 @@ real server is covered by the end-to-end tests).
 from __future__ import annotations
 
 import json
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable
 from types import SimpleNamespace
 from typing import Any
 
@@ -16,7 +16,7 @@ from rasa.core.channels.channel import UserMessage
 from sanic.response import HTTPResponse
 
 from bot.rasa_ext.channels.rest import CheckedRestInput, InvalidRequest
-from bot.rasa_ext.channels.socketio import session_ids
+from bot.rasa_ext.channels.rest_auth import MemoryNonces, RestAuthenticator
 
 Handler = Callable[[Any], Awaitable[Any]]
 
@@ -25,7 +25,8 @@ def _handlers(received: list[UserMessage]) -> dict[str, Handler]:
     async def on_new_message(message: UserMessage) -> None:
         received.append(message)
 
-    blueprint = CheckedRestInput().blueprint(on_new_message)
+    # No integrators: the development profile's open channel.
+    blueprint = CheckedRestInput(RestAuthenticator({}, MemoryNonces())).blueprint(on_new_message)
     return {route.uri: route.handler for route in blueprint._future_routes}
 
 
@@ -90,19 +91,21 @@ async def test_bad_requests_are_still_refused(body: Any) -> None:
     assert received == []
 
 
-@pytest.fixture
-def session_key(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    monkeypatch.setenv("WEBCHAT_SESSION_KEY", "k" * 32)
-    session_ids.cache_clear()
-    yield
-    session_ids.cache_clear()
+@pytest.mark.parametrize(
+    "sender",
+    [
+        "webchat:0123456789abcdef0123456789abcdef",  # a web chat conversation id
+        f"{'a' * 32}.{'b' * 32}",  # the earlier form of web chat ids
+        "wechat:oPenId",
+    ],
+)
+async def test_other_channels_conversations_cannot_be_read(sender: str) -> None:
+    with pytest.raises(InvalidRequest, match="sender"):
+        await _handlers([])["/staff_messages"](_request(args={"sender": sender}))
 
 
-@pytest.mark.usefixtures("session_key")
-async def test_a_non_ascii_web_chat_session_id_is_no_500() -> None:
+async def test_a_non_ascii_sender_is_no_500() -> None:
     staff_messages = _handlers([])["/staff_messages"]
-    issued = session_ids().issue()
-    nonce = issued.partition(".")[0]
-    for sender in (f"{nonce}.{'签' * 32}", f"{'签' * 32}.{'0' * 32}"):
+    for sender in (f"{'0' * 32}.{'签' * 32}", f"{'签' * 32}.{'0' * 32}"):
         answer = await staff_messages(_request(args={"sender": sender}))
         assert answer.status == 200 and json.loads(answer.body) == []

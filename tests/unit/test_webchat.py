@@ -2,9 +2,10 @@
 
 The channel's blueprint runs in a real Sanic server on a free port and is
 asked with raw HTTP request lines, so that `..`, `%2e%2e` and the like reach
-the server exactly as written. Also: the `socketio` room fix, the page's HTML
-(no inline script, no external URL), and the message formatter in
-`bot/webchat/public/format.js`, run with Node.
+the server exactly as written. Also: the staff replies a page missed, asked
+for with its token in the body; the page's HTML (no inline script, no
+external URL); the message formatter in `bot/webchat/public/format.js` and
+what the page keeps on the device (`privacy.js`), run with Node.
 """
 
 from __future__ import annotations
@@ -14,20 +15,25 @@ import json
 import shutil
 import socket
 import subprocess
+import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from html.parser import HTMLParser
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
 from rasa.core.channels.channel import register
+from rasa.shared.core.events import BotUttered
 from sanic import Sanic
 
 from bot.rasa_ext.channels.webchat import PUBLIC, WebChatPage, resolve
+from bot.rasa_ext.channels.webchat_session import SessionTokens, session_ids
 
 SECRET = "top secret, outside the served folder"
+SESSION_KEY = "w" * 32
 
 
 @dataclass
@@ -41,10 +47,15 @@ class Answer:
 class Server:
     port: int
 
-    async def request(self, path: str, method: str = "GET", headers: str = "") -> Answer:
+    async def request(
+        self, path: str, method: str = "GET", headers: str = "", body: bytes = b""
+    ) -> Answer:
         reader, writer = await asyncio.open_connection("127.0.0.1", self.port)
+        if body:
+            headers += f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n"
         writer.write(
             f"{method} {path} HTTP/1.1\r\nHost: test\r\nConnection: close\r\n{headers}\r\n".encode()
+            + body
         )
         await writer.drain()
         data = await reader.read()
@@ -72,11 +83,25 @@ def site(tmp_path: Path) -> Path:
     return root
 
 
-async def _serve(root: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Server]:
+class Conversations:
+    """Rasa's tracker store as the channel reads it: each conversation's staff replies."""
+
+    def __init__(self) -> None:
+        self.staff: dict[str, list[BotUttered]] = {}
+
+    async def retrieve(self, sender_id: str) -> Any:
+        events = self.staff.get(sender_id)
+        return SimpleNamespace(events=events) if events else None
+
+
+async def _serve(
+    root: Path, monkeypatch: pytest.MonkeyPatch, conversations: Conversations | None = None
+) -> AsyncIterator[Server]:
     # Sanic rewrites some of its methods at the first start; in test mode it
     # keeps the originals, so that another app can start in the same process.
     monkeypatch.setattr(Sanic, "test_mode", True)
     app = Sanic(f"webchat_test_{uuid.uuid4().hex[:8]}")
+    app.ctx.agent = SimpleNamespace(tracker_store=conversations or Conversations())
     register([WebChatPage(root)], app, "/webhooks/")
     # A socket bound to a free port (Sanic takes `port=0` for its default, 8000).
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
@@ -222,6 +247,87 @@ def test_the_channel_accepts_no_messages_and_has_its_name() -> None:
     assert channel.name() == "webchat"
     assert channel.root == PUBLIC
     assert WebChatPage.from_credentials({"root": "/srv/page"}).root == Path("/srv/page")  # type: ignore[attr-defined]
+
+
+# --- staff replies the page missed ------------------------------------------------------------
+
+
+@pytest.fixture
+def tokens(monkeypatch: pytest.MonkeyPatch) -> Iterator[SessionTokens]:
+    """The server's session tokens (its key from the environment)."""
+    monkeypatch.setenv("WEBCHAT_SESSION_KEY", SESSION_KEY)
+    session_ids.cache_clear()
+    yield session_ids()
+    session_ids.cache_clear()
+
+
+async def _missed(server: Server, body: object) -> Answer:
+    data = json.dumps(body).encode() if not isinstance(body, bytes) else body
+    return await server.request("/webhooks/webchat/staff_messages", "POST", body=data)
+
+
+async def test_the_page_gets_its_missed_staff_replies_with_its_token(
+    site: Path, monkeypatch: pytest.MonkeyPatch, tokens: SessionTokens
+) -> None:
+    token = tokens.issue()
+    session = tokens.read(token)
+    assert session is not None
+    conversations = Conversations()
+    conversations.staff[session.conversation_id] = [
+        BotUttered("您好，我是李专员", metadata={"staff": "李专员"}, timestamp=100.0),
+        BotUttered("智能助手的回复", timestamp=101.0),
+        BotUttered("明天上午给您答复", metadata={"staff": "李专员"}, timestamp=102.0),
+    ]
+    async for server in _serve(site, monkeypatch, conversations):
+        answer = await _missed(server, {"session_id": token, "after": 100.0})
+        assert answer.status == 200
+        assert answer.headers["cache-control"] == "no-store"
+        assert json.loads(answer.body) == [
+            {"text": "明天上午给您答复", "staff": "李专员", "timestamp": 102.0}
+        ]
+        assert len(json.loads((await _missed(server, {"session_id": token})).body)) == 2
+
+
+async def test_an_expired_or_stolen_id_gets_no_staff_replies(
+    site: Path, monkeypatch: pytest.MonkeyPatch, tokens: SessionTokens
+) -> None:
+    yesterday = SessionTokens(SESSION_KEY.encode(), clock=lambda: time.time() - 25 * 3600)
+    expired = yesterday.issue()
+    then = yesterday.read(expired)
+    assert then is not None and tokens.read(expired) is None  # signed well, 25 hours old
+    stolen = tokens.read(tokens.issue())
+    assert stolen is not None
+    forged = SessionTokens(b"not the server's key, 32 bytes..").issue()
+    conversations = Conversations()
+    for conversation in (then.conversation_id, stolen.conversation_id):
+        conversations.staff[conversation] = [
+            BotUttered("您好，我是李专员", metadata={"staff": "李专员"}, timestamp=100.0)
+        ]
+    async for server in _serve(site, monkeypatch, conversations):
+        # The conversation id staff and the stores see is no token.
+        for token in (expired, stolen.conversation_id, forged, None, 42):
+            answer = await _missed(server, {"session_id": token})
+            assert answer.status == 401, token
+            assert "李专员" not in answer.body.decode()
+
+
+@pytest.mark.parametrize(
+    "body",
+    [b"{not json", b"[1, 2]", b'{"session_id": "x", "after": "soon"}', b"x" * 2000],
+)
+async def test_a_bad_staff_reply_request_is_400(
+    site: Path, monkeypatch: pytest.MonkeyPatch, tokens: SessionTokens, body: bytes
+) -> None:
+    if b"session_id" in body:
+        body = json.dumps({"session_id": tokens.issue(), "after": "soon"}).encode()
+    async for server in _serve(site, monkeypatch):
+        assert (await _missed(server, body)).status == 400
+
+
+def test_the_token_never_goes_into_a_url() -> None:
+    app = (PUBLIC / "app.js").read_text(encoding="utf-8")
+    assert "searchParams" not in app and "?sender" not in app
+    assert 'method: "POST"' in app
 
 
 # --- the page ------------------------------------------------------------------------------
@@ -411,3 +517,73 @@ def test_other_text_is_escaped_paragraphs(formatted: dict[str, dict[str, Any]]) 
     assert formatted["plain"]["html"] == f"<p>{SAMPLES['plain']}</p>"
     assert formatted["one_numbered"]["html"] == f"<p>{SAMPLES['one_numbered']}</p>"
     assert formatted["plain"]["offer"] is None
+
+
+# --- what the page keeps on the device (privacy.js, run with Node) ------------------------------
+
+RUN_PRIVACY = """
+import { MAX_STORED, storedUserText, usableState } from %s;
+const [cases, states, now] = JSON.parse(process.argv[1]);
+console.log(JSON.stringify({
+  max: MAX_STORED,
+  stored: cases.map(([text, prompt]) => storedUserText(text, prompt)),
+  usable: states.map((s) => usableState(s, now)),
+}));
+"""
+
+VERIFY_PROMPTS = [
+    "请提供您身份证号的后四位（最后一位可能是 X）。",
+    "请提供您在本行预留的 11 位手机号。",
+    "请告诉我您的本人姓名（与身份证一致）。",
+]
+
+
+def _privacy(cases: list[list[str]], states: list[Any], now: int) -> dict[str, Any]:
+    node = shutil.which("node")
+    if node is None:
+        pytest.skip("Node.js is not installed (it is needed for `npm ci` too)")
+    script = RUN_PRIVACY % json.dumps((PUBLIC / "privacy.js").as_uri())
+    result = subprocess.run(
+        [node, "--input-type=module", "-e", script, json.dumps([cases, states, now])],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=True,
+    )
+    out: dict[str, Any] = json.loads(result.stdout)
+    return out
+
+
+def test_what_the_debtor_typed_to_verify_is_stored_masked() -> None:
+    cases = [
+        ["123X", VERIFY_PROMPTS[0]],
+        ["１２３４", VERIFY_PROMPTS[0]],
+        ["13800138000", VERIFY_PROMPTS[1]],
+        ["张伟 1234 13800138000", VERIFY_PROMPTS[2]],
+        ["我的手机是 138-0013-8000", "好的，还有什么可以帮您？"],
+        ["我每月能还 1500 元", "请问您每月大概能还多少？"],
+    ]
+    stored = _privacy(cases, [], 0)["stored"]
+    assert stored[:4] == ["••••", "••••", "•••••••••••", "张伟 •••• •••••••••••"]
+    # Elsewhere a long number is masked, an amount is kept.
+    assert stored[4:] == ["我的手机是 •••-••••-••••", "我每月能还 1500 元"]
+    for text in stored[:5]:
+        assert not any(c.isdigit() for c in text), text
+
+
+def test_the_history_expires_with_its_token_and_is_capped() -> None:
+    now = 1_800_000_000_000
+    messages = [{"role": "user", "text": str(i)} for i in range(150)]
+    states = [
+        {"sessionId": "t", "expiresAt": now + 1000, "messages": messages},
+        {"sessionId": "t", "expiresAt": now - 1, "messages": messages},
+        # What pages kept before tokens expired: no expiry at all.
+        {"sessionId": "a" * 32 + "." + "b" * 32, "messages": messages},
+        None,
+        "not an object",
+    ]
+    out = _privacy([], states, now)
+    assert out["max"] == 100
+    kept, *dropped = out["usable"]
+    assert [m["text"] for m in kept["messages"]] == [str(i) for i in range(50, 150)]
+    assert dropped == [None, None, None, None]

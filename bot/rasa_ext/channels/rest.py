@@ -1,4 +1,4 @@
-"""Rasa's REST channel, with a clear 400 answer for malformed requests.
+"""Rasa's REST channel, for signed integrators, with a clear 400 answer for malformed requests.
 
 Rasa's own `RestInput` turns a non-string `message` into an exception that it
 logs and answers with an empty list, so the caller cannot tell a silent bot
@@ -7,11 +7,15 @@ from a broken request. This channel keeps the same URL
 `sender` or `message` has the wrong type or size with HTTP 400 and a JSON
 error naming the field. The input channel recorded is always `rest`, whatever
 the body's `input_channel` says.
+
+With `REST_INTEGRATORS` set (required in the scale profile) only integrators
+that sign their requests may use it (`bot.rasa_ext.channels.rest_auth`): an
+unsigned request is answered with HTTP 401. The sender id is the client's
+choice, but never the id of another channel's conversation.
 """
 
 from __future__ import annotations
 
-import math
 import re
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -23,18 +27,14 @@ from sanic.exceptions import SanicException
 from sanic.request import Request
 from sanic.response import HTTPResponse
 
-from bot.rasa_ext.channels.socketio import session_ids
+from bot.rasa_ext.channels.rest_auth import RestAuthenticator
+from bot.rasa_ext.channels.staff_replies import InvalidRequest, after_timestamp, staff_replies
+
+__all__ = ["CheckedRestInput", "InvalidRequest"]
 
 MAX_SENDER_LENGTH = 128
 #: Far above any real chat message; the NLU pipeline reads at most 500 characters.
 MAX_MESSAGE_LENGTH = 20_000
-
-
-class InvalidRequest(SanicException):
-    """A request the channel cannot turn into a user message."""
-
-    status_code = 400
-    quiet = True
 
 
 def _json_body(request: Request) -> dict[str, Any]:
@@ -47,20 +47,18 @@ def _json_body(request: Request) -> dict[str, Any]:
     return body
 
 
-#: Conversation ids the other channels issue: REST may not write into them, or
-#: anyone could take over a WeChat or web chat conversation.
-OTHER_CHANNELS_IDS = re.compile(r"wechat:.*|[0-9a-f]{32}\.[0-9a-f]{32}", re.DOTALL)
+#: Conversation ids the other channels issue (web chat: today's and the earlier
+#: signed form): REST may not write into them or read them, or anyone could
+#: take over a WeChat or web chat conversation.
+OTHER_CHANNELS_IDS = re.compile(r"(?:wechat|webchat):.*|[0-9a-f]{32}\.[0-9a-f]{32}", re.DOTALL)
 
 
-def _checked_sender(sender: object, *, web_chat_session: bool = False) -> str:
-    """A valid REST sender; with `web_chat_session`, a validly signed web chat id too."""
+def _checked_sender(sender: object) -> str:
+    """A valid REST sender id."""
     if not isinstance(sender, str) or not sender.strip():
         raise InvalidRequest("'sender' must be a non-empty string")
     if len(sender) > MAX_SENDER_LENGTH:
         raise InvalidRequest(f"'sender' must be at most {MAX_SENDER_LENGTH} characters")
-    if web_chat_session and session_ids().valid(sender):
-        # The signed id is the web chat page's own secret: it may read its staff replies.
-        return sender
     if OTHER_CHANNELS_IDS.fullmatch(sender):
         raise InvalidRequest("'sender' is a conversation id of another channel")
     return sender
@@ -73,41 +71,28 @@ class CheckedRestInput(RestInput):
     def name(cls) -> str:
         return "rest"
 
+    def __init__(self, auth: RestAuthenticator | None = None) -> None:
+        super().__init__()
+        self.auth = auth if auth is not None else RestAuthenticator.from_env()
+
     def blueprint(self, on_new_message: Callable[[UserMessage], Awaitable[None]]) -> Blueprint:
         """Rasa's REST routes, plus `GET /webhooks/rest/staff_messages`.
 
         While a negotiator holds the conversation, their replies cannot travel
         in the answer to a REST request; a REST client polls for them with
-        `?sender=<id>&after=<timestamp of the last one it has>`. Only staff
-        messages are returned: the assistant's own replies were already in the
-        answers to the client's requests. The web chat page asks too, with its
-        signed session id, for staff replies it missed while disconnected; ids
-        of WeChat conversations are refused.
+        `?sender=<id>&after=<timestamp of the last one it has>`
+        (`bot.rasa_ext.channels.staff_replies`). Ids of other channels'
+        conversations are refused (the web chat page asks its own channel).
         """
         webhook = super().blueprint(on_new_message)
 
         @webhook.route("/staff_messages", methods=["GET"])
         async def staff_messages(request: Request) -> HTTPResponse:
-            sender = _checked_sender(request.args.get("sender", ""), web_chat_session=True)
-            try:
-                after = float(request.args.get("after", "0"))
-            except ValueError:
-                raise InvalidRequest("'after' must be a timestamp in seconds") from None
-            if not math.isfinite(after):
-                raise InvalidRequest("'after' must be a timestamp in seconds")
-            tracker = await request.app.ctx.agent.tracker_store.retrieve(sender)
-            messages = []
-            for event in tracker.events if tracker else []:
-                metadata = getattr(event, "metadata", None) or {}
-                if event.type_name == "bot" and "staff" in metadata and event.timestamp > after:
-                    messages.append(
-                        {
-                            "text": event.text,
-                            "staff": metadata["staff"],
-                            "timestamp": event.timestamp,
-                        }
-                    )
-            return response.json(messages)
+            await self.auth.check(request)
+            sender = _checked_sender(request.args.get("sender", ""))
+            after = after_timestamp(request.args.get("after"))
+            tracker_store = request.app.ctx.agent.tracker_store
+            return response.json(await staff_replies(tracker_store, sender, after))
 
         return webhook
 
@@ -118,6 +103,8 @@ class CheckedRestInput(RestInput):
         return self.name()
 
     async def _extract_sender(self, req: Request) -> str:
+        # Rasa's handler asks for the sender first: the signature is checked here.
+        await self.auth.check(req)
         return _checked_sender(_json_body(req).get("sender"))
 
     def _extract_message(self, req: Request) -> str:

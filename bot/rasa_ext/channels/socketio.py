@@ -1,19 +1,25 @@
-"""Rasa's socket.io channel with server-issued session ids, for the web chat page.
+"""Rasa's socket.io channel with server-issued session tokens, for the web chat page.
 
 Configured in `credentials.yml` as `bot.rasa_ext.channels.socketio.SignedSessionSocketIO`;
 its name stays `socketio`, so conversations and staff replies
 (`output_channel=latest`) find it as before. It differs from Rasa's own
-`socketio` channel in three ways:
+`socketio` channel in these ways:
 
-- **Session ids are issued by the server and signed** (HMAC-SHA256 with
-  `WEBCHAT_SESSION_KEY`). A page that asks to continue a session gets it back
-  only if the id carries a valid signature; otherwise it gets a new one. A
-  client therefore cannot choose its conversation id, and so cannot write
-  into, or listen to, another debtor's conversation (Rasa's channel takes
-  any id the client sends).
-- **The socket joins its session's room.** Rasa 3.6 calls python-socketio's
+- **Sessions are issued by the server, and the conversation id is not the
+  session's secret** (`bot.rasa_ext.channels.webchat_session`). The page asks
+  with `session_request` `{"session_id": <token or null>}` and is answered with
+  `session_confirm` `{"session_id": <token>, "conversation_id", "expires_at"}`:
+  a fresh token of the same conversation if the one it sent is validly signed
+  and unexpired, else a token of a new conversation. Messages are taken only
+  with a valid token, from the socket that was given it. The conversation id
+  (Rasa's sender id, what every store and the staff see) is derived one way
+  from the token's session, so it cannot be used to join the conversation;
+  a client cannot choose its conversation either (Rasa's channel takes any id
+  the client sends). A message with an expired token is answered with
+  `session_expired`: the page then asks for a session again.
+- **The socket joins its conversation's room.** Rasa 3.6 calls python-socketio's
   `enter_room` without awaiting it, which with the python-socketio in our lock
-  never joins: replies sent to the session's room reached nobody.
+  never joins: replies sent to the conversation's room reached nobody.
 - **Staff replies say who wrote them** (`{"text", "staff"}`), so the page can
   show that a person is answering.
 - **Replicas share their sockets through Redis** when `WEBCHAT_REDIS_URL` is
@@ -22,20 +28,12 @@ its name stays `socketio`, so conversations and staff replies
   replica reaches a debtor connected to another (required when
   `BOT_PROFILE=scale`). Without it, emits stay in this process, which is right
   for one server.
-
-Without `WEBCHAT_SESSION_KEY` a random key is made at start-up (with a warning):
-pages then start new conversations after every restart of the server.
 """
 
 from __future__ import annotations
 
-import functools
-import hashlib
-import hmac
 import json
 import logging
-import secrets
-import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -45,8 +43,16 @@ from sanic import Blueprint
 from socketio import AsyncRedisManager, AsyncServer
 
 from bot.profile import require_shared
+from bot.rasa_ext.channels.webchat_session import (
+    CONVERSATION_PREFIX,
+    SessionTokens,
+    WebChatSession,
+    session_ids,
+)
 
 logger = logging.getLogger(__name__)
+
+__all__ = ["SessionTokens", "SignedSessionSocketIO", "WebChatOutput", "session_ids"]
 
 #: Far above any real chat message; the NLU pipeline reads at most 500 characters.
 MAX_MESSAGE_LENGTH = 20_000
@@ -65,53 +71,6 @@ class WebChatOutput(SocketIOOutput):
         await super().send_response(recipient_id, message)
 
 
-class SessionIds:
-    """Issues and checks signed session ids: `<32 hex>.<32 hex signature>`."""
-
-    def __init__(self, key: bytes) -> None:
-        if len(key) < 16:
-            raise ValueError("WEBCHAT_SESSION_KEY must have at least 16 characters")
-        self._key = key
-
-    def _signature(self, nonce: str) -> str:
-        return hmac.new(self._key, nonce.encode(), hashlib.sha256).hexdigest()[:32]
-
-    def issue(self) -> str:
-        nonce = uuid.uuid4().hex
-        return f"{nonce}.{self._signature(nonce)}"
-
-    def valid(self, session_id: object) -> bool:
-        if not isinstance(session_id, str) or len(session_id) != 65:
-            return False
-        nonce, _, signature = session_id.partition(".")
-        if len(nonce) != 32:
-            return False
-        try:
-            expected = self._signature(nonce).encode("utf-8")
-            given = signature.encode("utf-8")
-        except UnicodeEncodeError:  # lone surrogates, which JSON can carry
-            return False
-        # Bytes: `compare_digest` refuses strings that are not ASCII with a TypeError.
-        return hmac.compare_digest(given, expected)
-
-
-@functools.lru_cache(maxsize=1)
-def session_ids() -> SessionIds:
-    """This process's issuer of web chat session ids (the REST channel checks them too)."""
-    return SessionIds(_session_key())
-
-
-def _session_key() -> bytes:
-    key = require_shared("WEBCHAT_SESSION_KEY")
-    if key:
-        return key.encode()
-    logger.warning(
-        "WEBCHAT_SESSION_KEY is not set: a random key is used, and web chat pages "
-        "start a new conversation after every restart"
-    )
-    return secrets.token_bytes(32)
-
-
 def _share_through_redis(sio: AsyncServer, url: str) -> None:
     """Replace the server's in-process manager with the Redis one, before any use."""
     manager = AsyncRedisManager(url, channel=REDIS_CHANNEL)
@@ -120,7 +79,7 @@ def _share_through_redis(sio: AsyncServer, url: str) -> None:
 
 
 class SignedSessionSocketIO(SocketIOInput):
-    """Rasa's `socketio` channel with signed, server-issued session ids."""
+    """Rasa's `socketio` channel with server-issued session tokens and derived conversation ids."""
 
     @classmethod
     def name(cls) -> str:
@@ -143,6 +102,26 @@ class SignedSessionSocketIO(SocketIOInput):
             return None
         return WebChatOutput(self.sio, self.bot_message_evt)
 
+    async def _grant(self, sio: AsyncServer, sid: str, requested: object) -> WebChatSession:
+        """Give socket `sid` a fresh token of its conversation, or of a new one, and its room."""
+        current = self.sessions.read(requested)
+        token = self.sessions.renew(current) if current is not None else None
+        if token is None:
+            token = self.sessions.issue()
+        session = self.sessions.read(token)
+        assert session is not None  # just issued
+        for room in sio.rooms(sid, namespace=self.namespace):
+            if room.startswith(CONVERSATION_PREFIX) and room != session.conversation_id:
+                await sio.leave_room(sid, room, namespace=self.namespace)
+        await sio.enter_room(sid, session.conversation_id, namespace=self.namespace)
+        confirm = {
+            "session_id": token,
+            "conversation_id": session.conversation_id,
+            "expires_at": session.expires_at,
+        }
+        await sio.emit("session_confirm", confirm, room=sid, namespace=self.namespace)
+        return session
+
     def blueprint(self, on_new_message: Callable[[UserMessage], Awaitable[Any]]) -> Blueprint:
         webhook = super().blueprint(on_new_message)
         sio = self.sio
@@ -163,19 +142,18 @@ class SignedSessionSocketIO(SocketIOInput):
         @sio.on("session_request", namespace=self.namespace)
         async def session_request(sid: str, data: Any) -> None:
             requested = data.get("session_id") if isinstance(data, dict) else None
-            session_id = requested if self.sessions.valid(requested) else self.sessions.issue()
-            await sio.enter_room(sid, session_id, namespace=self.namespace)
-            await sio.emit("session_confirm", session_id, room=sid, namespace=self.namespace)
+            await self._grant(sio, sid, requested)
 
         @sio.on(self.user_message_evt, namespace=self.namespace)
         async def handle_message(sid: str, data: Any) -> None:
             if not isinstance(data, dict):
                 return
-            session_id = data.get("session_id")
-            if not self.sessions.valid(session_id):
-                logger.info("socket.io message with an unknown session id ignored")
+            session = self.sessions.read(data.get("session_id"))
+            if session is None:
+                logger.info("socket.io message with an unknown or expired session token ignored")
+                await sio.emit("session_expired", {}, room=sid, namespace=self.namespace)
                 return
-            if session_id not in sio.rooms(sid, namespace=self.namespace):
+            if session.conversation_id not in sio.rooms(sid, namespace=self.namespace):
                 # Only the socket that was given the session may write into it.
                 return
             text = data.get("message", "")
@@ -193,7 +171,7 @@ class SignedSessionSocketIO(SocketIOInput):
                 UserMessage(
                     text,
                     WebChatOutput(sio, self.bot_message_evt),
-                    session_id,
+                    session.conversation_id,
                     input_channel=self.name(),
                     metadata=metadata,
                 )

@@ -6,6 +6,11 @@ files of `bot/webchat/public/` at `/webhooks/webchat/` (the page at
 one origin. The page's messages travel over that `socketio` channel
 (`bot.rasa_ext.channels.socketio`); this channel accepts none itself.
 
+`POST /webhooks/webchat/staff_messages` `{"session_id": <token>, "after": <timestamp>}`
+gives the page the staff replies of its conversation that it missed while
+closed or offline (`bot.rasa_ext.channels.staff_replies`). The token travels
+in the body, never in a URL; an expired or forged one is answered with 401.
+
 The third-party browser files (`public/vendor/`) are copied from npm packages
 by `npm ci --prefix bot/webchat` (its `postinstall` step); nothing is loaded
 from a CDN.
@@ -27,8 +32,12 @@ from urllib.parse import unquote
 
 from rasa.core.channels.channel import InputChannel, UserMessage
 from sanic import Blueprint, response
+from sanic.exceptions import SanicException
 from sanic.request import Request
 from sanic.response import HTTPResponse
+
+from bot.rasa_ext.channels.staff_replies import InvalidRequest, after_timestamp, staff_replies
+from bot.rasa_ext.channels.webchat_session import session_ids
 
 logger = logging.getLogger(__name__)
 
@@ -69,6 +78,10 @@ MISSING_BUILD = (
     "<p>网页聊天的前端文件尚未安装：请运行 <code>make install</code>"
     "（或 <code>npm ci --prefix bot/webchat</code>）。</p>"
 )
+
+
+#: A staff-message request is a token and a timestamp.
+MAX_REQUEST_BYTES = 1024
 
 
 def resolve(root: Path, path: str) -> Path | None:
@@ -131,6 +144,28 @@ async def serve(request: Request, root: Path, path: str) -> HTTPResponse:
     return HTTPResponse(file.read_bytes(), status=200, headers=headers, content_type=content_type)
 
 
+async def missed_staff_replies(request: Request) -> HTTPResponse:
+    """The staff replies of the conversation of the token in the body (POST)."""
+    headers = {"Cache-Control": "no-store", "X-Content-Type-Options": "nosniff"}
+    if len(request.body) > MAX_REQUEST_BYTES:
+        raise InvalidRequest("the body is too large")
+    try:
+        body = request.json
+    except SanicException as error:
+        raise InvalidRequest("the body must be a JSON object") from error
+    if not isinstance(body, dict):
+        raise InvalidRequest("the body must be a JSON object")
+    session = session_ids().read(body.get("session_id"))
+    if session is None:
+        return response.json(
+            {"error": "the session has expired or is unknown"}, status=401, headers=headers
+        )
+    after = after_timestamp(body.get("after"))
+    tracker_store = request.app.ctx.agent.tracker_store
+    replies = await staff_replies(tracker_store, session.conversation_id, after)
+    return response.json(replies, headers=headers)
+
+
 class WebChatPage(InputChannel):
     """Serves the web chat page at `/webhooks/webchat/`; accepts no messages."""
 
@@ -158,6 +193,10 @@ class WebChatPage(InputChannel):
         @page.route("/", methods=["GET", "HEAD"], strict_slashes=True)
         async def index(request: Request) -> HTTPResponse:
             return await serve(request, root, "index.html")
+
+        @page.route("/staff_messages", methods=["POST"])
+        async def staff_messages(request: Request) -> HTTPResponse:
+            return await missed_staff_replies(request)
 
         @page.route("/<path:path>", methods=["GET", "HEAD"])
         async def static(request: Request, path: str) -> HTTPResponse:

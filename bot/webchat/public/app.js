@@ -1,26 +1,33 @@
 // The debtors' web chat page: <deep-chat> for the UI, socket.io to Rasa's
 // `socketio` channel (same origin) for the messages.
 //
-// - The session id is kept in localStorage and sent in `session_request`, so
-//   Rasa (session_persistence: true) puts this socket in the conversation's
-//   room again after a reload or a reconnect; the messages shown are kept in
-//   localStorage too and shown again after a reload.
+// - The server gives the page a session token (`session_confirm`) and the id
+//   of its conversation. The token is the page's secret: it travels only in
+//   socket.io events and request bodies, never in a URL. The page sends it in
+//   `session_request` on every (re)connection and half-way through its life,
+//   and gets a fresh one for the same conversation, or, once it has expired, a
+//   token of a new conversation (the history shown stays, under a note).
+// - The token and the messages shown are kept in localStorage until the token
+//   expires, at most MAX_STORED messages, with what the debtor typed masked as
+//   privacy.js says, and shown again after a reload.
 // - Rasa's buttons (`quick_replies`) become buttons under the message:
 //   a click sends the payload and shows the title as the debtor's message.
 // - Staff replies during a handoff arrive as ordinary `bot_uttered` events.
 //   A message that names its sender (`staff`, or `metadata.staff`) is marked as
 //   from a person. On every (re)connection and after unmarked bot messages the
-//   page also asks the REST channel's `staff_messages` (with its signed session
-//   id) for staff replies: it marks those it shows and adds those it missed
-//   while closed or offline.
+//   page also asks its channel's `staff_messages` (POST, with its token) for
+//   staff replies: it marks those it shows and adds those it missed while
+//   closed or offline.
 import { io } from "./vendor/socket.io.esm.min.js";
 import "./vendor/deep-chat.js";
 import { escapeHtml, formatBotText } from "./format.js";
+import { MAX_STORED, storedUserText, usableState } from "./privacy.js";
 
 const STORE_KEY = "debt-webchat.v1";
-const MAX_STORED = 300;
 const TYPING_TIMEOUT_MS = 10000;
 const MAX_MESSAGE_LENGTH = 500;
+// Ask for a fresh token no sooner than this after the last one.
+const MIN_REFRESH_MS = 30000;
 
 // The <deep-chat> element, made by start() once everything it needs is at hand.
 let chat = null;
@@ -28,25 +35,29 @@ const statusLine = document.getElementById("status");
 
 // --- what is kept across reloads ------------------------------------------------------------
 
+function emptyState() {
+  return { sessionId: null, conversationId: null, expiresAt: 0, messages: [], staffAfter: 0 };
+}
+
 function loadState() {
+  let saved = null;
   try {
-    const saved = JSON.parse(localStorage.getItem(STORE_KEY) || "{}");
-    return {
-      sessionId: typeof saved.sessionId === "string" ? saved.sessionId : null,
-      messages: Array.isArray(saved.messages) ? saved.messages : [],
-      staffAfter: Number(saved.staffAfter) || 0,
-    };
+    saved = usableState(JSON.parse(localStorage.getItem(STORE_KEY) || "null"), Date.now());
+    // An expired session's history is not kept on the device.
+    if (!saved) localStorage.removeItem(STORE_KEY);
   } catch {
-    return { sessionId: null, messages: [], staffAfter: 0 };
+    saved = null;
   }
+  return saved || emptyState();
 }
 
 const state = loadState();
 
+// The page keeps every message in memory (the chat component's indices are
+// the list's); the device keeps the last MAX_STORED.
 function saveState() {
-  state.messages = state.messages.slice(-MAX_STORED);
   try {
-    localStorage.setItem(STORE_KEY, JSON.stringify(state));
+    localStorage.setItem(STORE_KEY, JSON.stringify({ ...state, messages: state.messages.slice(-MAX_STORED) }));
   } catch {
     // Private mode or a full storage: the conversation still works, unsaved.
   }
@@ -81,12 +92,13 @@ function botHtml(message, index) {
 
 function toDeepChat(message, index) {
   if (message.role === "user") return { role: "user", text: message.text };
+  if (message.role === "note") return { role: "ai", html: `<div class="session-note">${escapeHtml(message.text)}</div>` };
   return { role: "ai", html: botHtml(message, index) };
 }
 
 function rerender(index) {
   const message = state.messages[index];
-  if (message && message.role !== "user" && chat?.updateMessage) {
+  if (message && message.role === "ai" && chat?.updateMessage) {
     chat.updateMessage({ html: botHtml(message, index) }, index);
     if (index === state.messages.length - 1) chat.scrollToBottom?.();
   }
@@ -115,23 +127,59 @@ const socketPath = document.querySelector('meta[name="webchat-socket-path"]')?.c
 const socket = io({ path: socketPath, transports: ["websocket", "polling"], autoConnect: false });
 let confirmed = false;
 const outbox = [];
+let lastSent = null;
+let refreshTimer = 0;
+
+function requestSession() {
+  socket.emit("session_request", { session_id: state.sessionId });
+}
 
 socket.on("connect", () => {
   confirmed = false;
   statusLine.textContent = "正在恢复对话…";
-  socket.emit("session_request", { session_id: state.sessionId });
+  requestSession();
 });
 
-socket.on("session_confirm", (sessionId) => {
-  const id = typeof sessionId === "string" ? sessionId : sessionId?.session_id;
-  if (id && id !== state.sessionId) {
-    state.sessionId = id;
-    saveState();
+socket.on("session_confirm", (confirm) => {
+  const token = typeof confirm === "string" ? confirm : confirm?.session_id;
+  if (typeof token !== "string" || !token) return;
+  const conversationId = typeof confirm?.conversation_id === "string" ? confirm.conversation_id : null;
+  if (state.conversationId && conversationId && conversationId !== state.conversationId) {
+    // The old session had expired: what is shown stays, the new conversation starts below it.
+    const note = { role: "note", text: "此前的会话已过期，以下是新的对话。", at: Date.now() };
+    state.messages.push(note);
+    chat?.addMessage(toDeepChat(note, state.messages.length - 1));
+    state.staffAfter = 0;
   }
+  state.sessionId = token;
+  state.conversationId = conversationId;
+  state.expiresAt = Number(confirm?.expires_at) * 1000 || Date.now() + MIN_REFRESH_MS * 2;
+  saveState();
+  clearTimeout(refreshTimer);
+  const halfLife = (state.expiresAt - Date.now()) / 2;
+  const delay = Math.min(2 ** 31 - 1, Math.max(MIN_REFRESH_MS, halfLife));
+  refreshTimer = setTimeout(() => socket.connected && requestSession(), delay);
   confirmed = true;
   statusLine.textContent = "在线";
-  while (outbox.length) socket.emit("user_uttered", outbox.shift());
+  while (outbox.length) {
+    const data = outbox.shift();
+    data.session_id = state.sessionId;
+    lastSent = data;
+    socket.emit("user_uttered", data);
+  }
   checkStaff();
+});
+
+// A message sent with a token that had just expired: ask again, then send it again (once).
+const resent = new WeakSet();
+socket.on("session_expired", () => {
+  confirmed = false;
+  if (lastSent && !resent.has(lastSent)) {
+    resent.add(lastSent);
+    outbox.unshift(lastSent);
+  }
+  lastSent = null;
+  requestSession();
 });
 
 socket.on("disconnect", () => {
@@ -159,14 +207,25 @@ socket.on("bot_uttered", (data) => {
   if (!staff) scheduleStaffCheck();
 });
 
-function send(payload, shown) {
+function lastBotText() {
+  for (let i = state.messages.length - 1; i >= 0; i -= 1) {
+    if (state.messages[i].role === "ai") return state.messages[i].text;
+  }
+  return "";
+}
+
+// `typed`: written by the debtor (stored masked), not a button's title.
+function send(payload, shown, typed) {
   for (const message of state.messages) if (message.buttons?.length) message.answered = true;
-  state.messages.push({ role: "user", text: shown, at: Date.now() });
+  const stored = typed ? storedUserText(shown, lastBotText()) : shown;
+  state.messages.push({ role: "user", text: stored, at: Date.now() });
   saveState();
   disableQuickReplies();
   const data = { message: payload, session_id: state.sessionId };
-  if (socket.connected && confirmed && state.sessionId) socket.emit("user_uttered", data);
-  else outbox.push(data);
+  if (socket.connected && confirmed && state.sessionId) {
+    lastSent = data;
+    socket.emit("user_uttered", data);
+  } else outbox.push(data);
   showTyping();
 }
 
@@ -181,12 +240,15 @@ function scheduleStaffCheck() {
 
 async function checkStaff() {
   if (!state.sessionId) return;
-  const url = new URL("../rest/staff_messages", document.baseURI);
-  url.searchParams.set("sender", state.sessionId);
-  url.searchParams.set("after", String(state.staffAfter));
   let replies;
   try {
-    const response = await fetch(url, { credentials: "omit", cache: "no-store" });
+    const response = await fetch(new URL("staff_messages", document.baseURI), {
+      method: "POST",
+      headers: { "Content-Type": "application/json" },
+      body: JSON.stringify({ session_id: state.sessionId, after: state.staffAfter }),
+      credentials: "omit",
+      cache: "no-store",
+    });
     if (!response.ok) return;
     replies = await response.json();
   } catch {
@@ -231,7 +293,7 @@ function onQuickReply(event) {
   const choice = message?.buttons?.[Number(button.dataset.button)];
   if (!choice || message.answered) return;
   chat.addMessage({ role: "user", text: choice.title });
-  send(choice.payload, choice.title);
+  send(choice.payload, choice.title, false);
 }
 
 // --- the component --------------------------------------------------------------------------
@@ -318,7 +380,7 @@ function createChat(style) {
     handler: (_, signals) => {
       signals.newUserMessage.listener = (body) => {
         const text = (body?.messages || []).map((m) => m.text || "").join("\n").trim();
-        if (text) send(text, text);
+        if (text) send(text, text, true);
       };
       const open = () => signals.onOpen();
       if (socket.connected) open();
@@ -338,7 +400,7 @@ async function start() {
 document.getElementById("ask-human").addEventListener("click", () => {
   if (!chat) return;
   chat.addMessage({ role: "user", text: "转人工" });
-  send("转人工", "转人工");
+  send("转人工", "转人工", false);
 });
 
 document.getElementById("forget").addEventListener("click", () => {
