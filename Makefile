@@ -24,7 +24,7 @@ export RASA_CACHE_DIRECTORY ?= $(HOME)/.cache/debt-assistant/rasa-training
 N ?= 2
 M ?= 2
 
-.PHONY: help install train run cluster shell console-user test static tests model-tests lint format unit integration validate nlu-test nlu-crossval core-test e2e cluster-test deploy-check browser bench clean
+.PHONY: help install train run cluster shell console-user test static tests model-tests lint format unit integration validate nlu-test nlu-crossval core-test e2e cluster-test deploy-check audit browser bench purge clean
 
 help:
 	@echo "make run    install (first time), train if needed, start the assistant"
@@ -96,9 +96,18 @@ unit: $(INSTALLED)
 integration: $(INSTALLED)
 	$(PY) -m pytest tests/integration -q
 
-# The deployment files under deploy/ (compose, nginx, Dockerfile, Helm values), offline.
-deploy-check:
+# The deployment files under deploy/ (compose, nginx, Dockerfile, Helm values), offline,
+# then check-deploy's own tests on broken copies of them.
+deploy-check: $(INSTALLED)
 	.ci/check-deploy
+	$(PY) -m pytest tests/ci/test_check_deploy.py -q -p no:cacheprovider
+
+# Known vulnerabilities of requirements.lock (pip-audit; .ci/accepted-advisories.yml),
+# against the advisory snapshot in .ci/advisories/ (AUDIT_SOURCE=osv or pypi: live),
+# then the audit's own tests.
+audit: $(INSTALLED)
+	.ci/audit
+	$(PY) -m pytest tests/ci/test_audit.py -q -p no:cacheprovider
 
 validate: $(INSTALLED)
 	$(RASA) data validate --data $(DATA) --fail-on-warnings
@@ -156,6 +165,7 @@ test: $(INSTALLED)
 static: $(INSTALLED)
 	.ci/parallel "lint=make --no-print-directory lint" \
 		"deploy-check=make --no-print-directory deploy-check" \
+		"audit=make --no-print-directory audit" \
 		"validate=make --no-print-directory validate"
 
 tests: $(INSTALLED)

@@ -4,11 +4,12 @@
     python -m bot.console user add USERNAME --name 显示名 --role negotiator|supervisor
     python -m bot.console user deactivate USERNAME
 
-`serve` reads `DATABASE_URL`, `RASA_URL` (default http://127.0.0.1:5005),
-`RASA_AUTH_TOKEN`, `CONSOLE_SECRET_KEY`, `CONSOLE_HOST` (default 127.0.0.1),
-`CONSOLE_PORT` (default 5080) and `CONSOLE_SECURE_COOKIES=1` (cookies only over
-HTTPS). `user add` reads the password from the terminal twice, or from
-`CONSOLE_USER_PASSWORD` when that is set.
+`serve` reads `DATABASE_URL`, `RASA_URL` (default http://127.0.0.1:5005; an
+internal address, never the public entry), `RASA_JWT_SECRET` (the Rasa servers'
+`--jwt-secret`), `CONSOLE_SECRET_KEY`, `CONSOLE_HOST` (default 127.0.0.1),
+`CONSOLE_PORT` (default 5080) and `CONSOLE_SECURE_COOKIES` (default 1: cookies
+only over HTTPS; 0 for development over plain HTTP). `user add` reads the
+password from the terminal twice, or from `CONSOLE_USER_PASSWORD` when that is set.
 """
 
 from __future__ import annotations
@@ -148,10 +149,12 @@ def _serve(args: argparse.Namespace, url: str) -> int:
     from aiohttp import web
 
     from bot.console.app import create_app
+    from bot.console.sessions import secure_cookies_setting
 
     try:
         port = args.port if args.port is not None else int(os.environ.get("CONSOLE_PORT", "5080"))
         secret_key = _secret_key()
+        secure_cookies = secure_cookies_setting(os.environ.get("CONSOLE_SECURE_COOKIES"))
         # A bad list of trusted proxies stops the console here, not at the first sign-in.
         parse_trusted_proxies(os.environ.get(TRUSTED_PROXIES_VARIABLE, ""))
     except ValueError as error:
@@ -172,9 +175,9 @@ def _serve(args: argparse.Namespace, url: str) -> int:
     app = create_app(
         Database(url),
         rasa_url=os.environ.get("RASA_URL", "http://127.0.0.1:5005"),
-        rasa_token=os.environ.get("RASA_AUTH_TOKEN", ""),
+        rasa_token=os.environ.get("RASA_JWT_SECRET", ""),
         secret_key=secret_key,
-        secure_cookies=os.environ.get("CONSOLE_SECURE_COOKIES", "") == "1",
+        secure_cookies=secure_cookies,
     )
     web.run_app(app, host=host, port=port, print=None)
     return 0

@@ -68,11 +68,15 @@ def create_app(
     rasa_url: str,
     rasa_token: str,
     secret_key: bytes,
-    secure_cookies: bool = False,
+    secure_cookies: bool = True,
     resume_retry_seconds: float = 10.0,
     rasa_timeout: float = 10.0,
 ) -> web.Application:
-    """The console application on `db`, talking to the Rasa server at `rasa_url`."""
+    """The console application on `db`, talking to the Rasa server at `rasa_url`.
+
+    `rasa_token` is the Rasa servers' `--jwt-secret`: the console signs a
+    short-lived token with it for each call (`bot.console.rasa_api`).
+    """
     app = web.Application(middlewares=[errors, authenticate], client_max_size=MAX_BODY_BYTES)
     app[CONSOLE] = Console(
         db=db,

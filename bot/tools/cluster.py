@@ -4,11 +4,18 @@
 staff consoles and the audit relay, each a process on loopback, behind one nginx
 (Debian's package) that spreads requests over the replicas:
 
-| nginx port      | upstream                                  |
-|-----------------|-------------------------------------------|
-| entry (8080)    | the Rasa servers: REST, WeChat, web chat, socket.io, HTTP API |
-| entry + 1       | the staff consoles                        |
-| entry + 2       | the action servers (for the Rasa servers; loopback only)   |
+| nginx port   | upstream                                                     |
+|--------------|--------------------------------------------------------------|
+| entry (8080) | public: the Rasa servers' `/webhooks/` (REST, WeChat, web     |
+|              | chat page) and `/socket.io/`; anything else 404              |
+| entry + 1    | the staff consoles                                           |
+| entry + 2    | the action servers (for the Rasa servers; loopback only)     |
+| entry + 3    | the Rasa servers' HTTP API, for the consoles (internal)      |
+
+The HTTP API (`/conversations/...`, `/model/...`) is never on the public door:
+the consoles reach it on entry + 3 with a short-lived JWT in the
+`Authorization` header (`--jwt-secret`, `RASA_JWT_SECRET`), and nginx logs
+`$request_method $uri`, never a query string.
 
 All replicas share their state through PostgreSQL (the application database and
 Rasa's tracker store), Redis (Rasa's lock store, the WeChat channel, socket.io)
@@ -31,72 +38,59 @@ import subprocess
 import sys
 import time
 import urllib.parse
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from bot.tools.cluster_config import (
+    SCALE_ENDPOINTS,
+    ClusterConfig,
+    _sync_postgres_url,
+    scale_env,
+)
+from bot.tools.cluster_nginx import nginx_config
 from bot.tools.stack import (
     ROOT,
     ProcessGroup,
     action_server_args,
     console_args,
     rasa_server_args,
+    rest_integrators,
     stop_on_sigterm,
     webchat_session_key,
 )
 
-SCALE_ENDPOINTS = "endpoints.scale.yml"
-#: The shared services of this machine, used when the environment names none.
-DEFAULT_DATABASE_URL = "postgresql+asyncpg://postgres@127.0.0.1:5432/bank"
-DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
-DEFAULT_RABBITMQ_URL = "amqp://guest:guest@127.0.0.1:5672/"
-#: Rasa's lock store uses its own Redis database, next to the channels' one.
-LOCK_STORE_REDIS_DB = "1"
+__all__ = [
+    "SCALE_ENDPOINTS",
+    "Cluster",
+    "ClusterConfig",
+    "create_tracker_tables",
+    "delete_queue",
+    "drop_database",
+    "ensure_database",
+    "main",
+    "nginx_config",
+    "scale_env",
+    "verification_key",
+]
 
 
-def scale_env(environ: dict[str, str] | None = None) -> dict[str, str]:
-    """The scale profile's variables: those set in `environ`, the rest derived or default.
+def verification_key() -> str:
+    """`VERIFICATION_KEY` for the clusters this machine runs: the environment's, else
+    the key file of the development profile (`var/verification.key`), made on first use."""
+    from bot.store.verification_progress import DEFAULT_KEY_FILE, KEY_VARIABLE, new_key
 
-    `DATABASE_URL`, `REDIS_URL` and `RABBITMQ_URL` are the three a deployment
-    sets; the tracker store, the lock store and the event broker take their
-    settings from them unless given their own.
-    """
-    environ = dict(os.environ if environ is None else environ)
-    database = environ.get("DATABASE_URL") or DEFAULT_DATABASE_URL
-    if not database.startswith("postgresql"):
-        raise ValueError("the scale profile needs PostgreSQL: set DATABASE_URL=postgresql://…")
-    redis_url = environ.get("REDIS_URL") or DEFAULT_REDIS_URL
-    rabbitmq = environ.get("RABBITMQ_URL") or DEFAULT_RABBITMQ_URL
-    redis = urllib.parse.urlsplit(redis_url)
-    broker = urllib.parse.urlsplit(rabbitmq)
-    tracker = environ.get("TRACKER_DB_URL") or _sync_postgres_url(database)
-    values = {
-        "BOT_PROFILE": "scale",
-        "DATABASE_URL": database,
-        "TRACKER_DB_URL": tracker,
-        "REDIS_URL": redis_url,
-        "REDIS_HOST": redis.hostname or "127.0.0.1",
-        "REDIS_PORT": str(redis.port or 6379),
-        "REDIS_LOCK_DB": LOCK_STORE_REDIS_DB,
-        "REDIS_LOCK_PREFIX": "bank",
-        "WEBCHAT_REDIS_URL": redis_url,
-        "RABBITMQ_URL": rabbitmq,
-        "RABBITMQ_USERNAME": urllib.parse.unquote(broker.username or "guest"),
-        "RABBITMQ_PASSWORD": urllib.parse.unquote(broker.password or "guest"),
-        "RABBITMQ_EVENTS_QUEUE": "rasa_events",
-        "AUDIT_EXCHANGE": "bank.audit",
-    }
-    for name in values:
-        if environ.get(name):
-            values[name] = environ[name]
-    values["BOT_PROFILE"] = "scale"
-    return values
-
-
-def _sync_postgres_url(url: str) -> str:
-    """The same PostgreSQL database for Rasa's tracker store (psycopg2)."""
-    scheme, rest = url.split("://", 1)
-    return f"postgresql://{rest}" if scheme.startswith("postgresql") else url
+    configured = os.environ.get(KEY_VARIABLE, "").strip()
+    if configured:
+        return configured
+    DEFAULT_KEY_FILE.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        descriptor = os.open(DEFAULT_KEY_FILE, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
+    except FileExistsError:
+        pass
+    else:
+        with os.fdopen(descriptor, "w", encoding="ascii") as file:
+            file.write(new_key())
+    return DEFAULT_KEY_FILE.read_text(encoding="ascii").strip()
 
 
 def _on_server(url: str, statement: str, *values: str) -> Any:
@@ -161,171 +155,6 @@ def create_tracker_tables(url: str) -> None:
         engine.dispose()
 
 
-@dataclass
-class ClusterConfig:
-    """Replica counts, ports and shared settings of one cluster."""
-
-    rasa_replicas: int = 2
-    action_replicas: int = 2
-    console_replicas: int = 2
-    #: nginx listens here (Rasa), on +1 (console) and +2 (actions).
-    entry_port: int = 8080
-    #: Replicas listen from here: Rasa servers +0…, action servers +50…, consoles +80….
-    first_port: int = 8100
-    model: Path = ROOT / "models" / "current.tar.gz"
-    auth_token: str = ""
-    run_dir: Path = ROOT / "var" / "cluster"
-    #: The scale profile (`scale_env()`), plus anything else the processes need.
-    env: dict[str, str] = field(default_factory=scale_env)
-    #: Run the audit relay (publishes the audit trail to RabbitMQ).
-    audit_relay: bool = True
-
-    def __post_init__(self) -> None:
-        for name, count, most in (
-            ("Rasa servers", self.rasa_replicas, 50),
-            ("action servers", self.action_replicas, 30),
-            ("consoles", self.console_replicas, 20),
-        ):
-            if not 1 <= count <= most:
-                raise ValueError(f"the number of {name} must be between 1 and {most}")
-
-    def rasa_port(self, index: int) -> int:
-        return self.first_port + index
-
-    def action_port(self, index: int) -> int:
-        return self.first_port + 50 + index
-
-    def console_port(self, index: int) -> int:
-        return self.first_port + 80 + index
-
-    def rasa_url(self, index: int) -> str:
-        """One Rasa replica, directly (not through nginx)."""
-        return f"http://127.0.0.1:{self.rasa_port(index)}"
-
-    @property
-    def rasa_urls(self) -> list[str]:
-        return [self.rasa_url(i) for i in range(self.rasa_replicas)]
-
-    @property
-    def entry_url(self) -> str:
-        return f"http://127.0.0.1:{self.entry_port}"
-
-    @property
-    def console_url(self) -> str:
-        return f"http://127.0.0.1:{self.entry_port + 1}"
-
-    @property
-    def action_entry_url(self) -> str:
-        return f"http://127.0.0.1:{self.entry_port + 2}/webhook"
-
-    @property
-    def log_dir(self) -> Path:
-        return self.run_dir / "log"
-
-
-def nginx_config(config: ClusterConfig) -> str:
-    """nginx's configuration for `config`: three load-balanced servers."""
-
-    def servers(ports: list[int]) -> str:
-        # A replica that refuses a connection is skipped for 2 s: its requests
-        # go to the next one (nginx retries only what it has not yet sent).
-        return "\n".join(
-            f"    server 127.0.0.1:{port} max_fails=1 fail_timeout=2s;" for port in ports
-        )
-
-    rasa = [config.rasa_port(i) for i in range(config.rasa_replicas)]
-    actions = [config.action_port(i) for i in range(config.action_replicas)]
-    consoles = [config.console_port(i) for i in range(config.console_replicas)]
-    log = config.log_dir
-    proxy = """
-      proxy_http_version 1.1;
-      proxy_set_header Host $host;
-      proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
-      proxy_set_header X-Forwarded-Proto $scheme;
-      proxy_next_upstream error timeout http_502 http_503;"""
-    return f"""# Written by bot/tools/cluster.py for this cluster; rewritten at every start.
-worker_processes 1;
-pid {config.run_dir}/nginx.pid;
-error_log {log}/nginx-error.log warn;
-
-events {{
-  worker_connections 4096;
-}}
-
-http {{
-  log_format upstream '$time_iso8601 $request_method $uri $status '
-                      'upstream=$upstream_addr time=$request_time';
-  access_log {log}/nginx-access.log upstream;
-  client_body_temp_path {config.run_dir}/nginx-temp/body;
-  proxy_temp_path {config.run_dir}/nginx-temp/proxy;
-  fastcgi_temp_path {config.run_dir}/nginx-temp/fastcgi;
-  uwsgi_temp_path {config.run_dir}/nginx-temp/uwsgi;
-  scgi_temp_path {config.run_dir}/nginx-temp/scgi;
-  client_max_body_size 2m;
-  # Requests and answers stay in memory: an action server call carries the
-  # whole domain, and nginx's workers may not write where the cluster runs.
-  client_body_buffer_size 2m;
-  proxy_buffer_size 64k;
-  proxy_buffers 64 32k;
-  proxy_busy_buffers_size 128k;
-  proxy_max_temp_file_size 0;
-
-  map $http_upgrade $connection_upgrade {{
-    default upgrade;
-    '' close;
-  }}
-
-  # No idle connections are kept to the replicas: a request sent on a kept
-  # connection to a replica that has died fails after it was sent, and nginx
-  # cannot pass a POST on to the next replica then; a new connection to a dead
-  # replica is refused at once and the request goes to the next one.
-  upstream rasa {{
-{servers(rasa)}
-  }}
-  # socket.io: a websocket is one connection, but the long-polling fallback
-  # makes several requests that must reach the replica that holds the session.
-  upstream rasa_sockets {{
-    ip_hash;
-{servers(rasa)}
-  }}
-  upstream actions {{
-{servers(actions)}
-  }}
-  upstream console {{
-{servers(consoles)}
-  }}
-
-  server {{
-    listen 127.0.0.1:{config.entry_port};
-    location / {{
-      proxy_pass http://rasa;{proxy}
-      proxy_read_timeout 120s;
-    }}
-    location /socket.io/ {{
-      proxy_pass http://rasa_sockets;{proxy}
-      proxy_set_header Upgrade $http_upgrade;
-      proxy_set_header Connection $connection_upgrade;
-      proxy_read_timeout 1h;
-    }}
-  }}
-  server {{
-    listen 127.0.0.1:{config.entry_port + 1};
-    location / {{
-      proxy_pass http://console;{proxy}
-      proxy_read_timeout 120s;
-    }}
-  }}
-  server {{
-    listen 127.0.0.1:{config.entry_port + 2};
-    location / {{
-      proxy_pass http://actions;{proxy}
-      proxy_read_timeout 120s;
-    }}
-  }}
-}}
-"""
-
-
 class Cluster(ProcessGroup):
     """The processes of one cluster; `restart(name)` brings a killed one back."""
 
@@ -339,8 +168,13 @@ class Cluster(ProcessGroup):
         env.update(self.config.env)
         env["ACTION_ENDPOINT_URL"] = self.config.action_entry_url
         env.setdefault("WEBCHAT_SESSION_KEY", webchat_session_key())
-        env["RASA_AUTH_TOKEN"] = self.config.auth_token
-        env["RASA_URL"] = self.config.entry_url
+        env.setdefault("REST_INTEGRATORS", rest_integrators())  # REST takes signed requests only
+        # Seals what a debtor typed to verify, on every action server alike.
+        env.setdefault("VERIFICATION_KEY", verification_key())
+        env.pop("RASA_AUTH_TOKEN", None)
+        env["RASA_JWT_SECRET"] = self.config.jwt_secret
+        # The consoles reach the HTTP API on nginx's internal port, not the public door.
+        env["RASA_URL"] = self.config.rasa_api_url
         # The action servers trust the conversation they are sent: loopback only.
         env["SANIC_HOST"] = "127.0.0.1"
         return env
@@ -368,12 +202,13 @@ class Cluster(ProcessGroup):
         config = self.config
         if not config.model.exists():
             raise FileNotFoundError(f"{config.model} is missing: run 'make train' first")
-        if not config.auth_token:
-            raise ValueError("the consoles need the Rasa HTTP API: set auth_token")
+        if not config.jwt_secret:
+            raise ValueError("the consoles need the Rasa HTTP API: set jwt_secret")
         nginx = shutil.which("nginx") or "/usr/sbin/nginx"
         if not Path(nginx).exists():
             raise FileNotFoundError("nginx is missing: run .ci/install-packages")
         config.env.setdefault("CONSOLE_SECRET_KEY", secrets.token_urlsafe(32))
+        config.env.setdefault("CONSOLE_SECURE_COOKIES", "0")  # plain HTTP on this host
         # Staff reach the consoles through nginx on this host: its X-Forwarded-For counts.
         config.env.setdefault("CONSOLE_TRUSTED_PROXIES", "127.0.0.1")
         self.prepare()
@@ -402,8 +237,9 @@ class Cluster(ProcessGroup):
                 f"actions-{i + 1}", action_server_args(port), f"http://127.0.0.1:{port}/health"
             )
         for i in range(config.rasa_replicas):
+            # JWT only: no `?token=` is accepted, so none ends up in a URL.
             args = rasa_server_args(
-                config.model, config.rasa_port(i), SCALE_ENDPOINTS, config.auth_token
+                config.model, config.rasa_port(i), SCALE_ENDPOINTS, jwt_secret=config.jwt_secret
             )
             self._start(f"rasa-{i + 1}", args, f"{config.rasa_url(i)}/")
         for i in range(config.console_replicas):
@@ -415,7 +251,8 @@ class Cluster(ProcessGroup):
         for _, health in self._commands.values():
             if health:
                 self._wait(health, deadline)
-        self._wait(f"{config.entry_url}/", deadline)
+        self._wait(f"{config.entry_url}/webhooks/rest/", deadline)
+        self._wait(f"{config.rasa_api_url}/", deadline)
         self._wait(f"{config.console_url}/health", deadline)
 
     def restart(self, name: str, timeout: float = 180.0) -> None:
@@ -444,14 +281,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--consoles", type=int, default=2, help="staff consoles")
     parser.add_argument("--port", type=int, default=int(os.environ.get("CLUSTER_PORT", 8080)))
     args = parser.parse_args(argv)
-    token = os.environ.get("RASA_AUTH_TOKEN", "") or secrets.token_urlsafe(24)
+    jwt_secret = os.environ.get("RASA_JWT_SECRET", "") or secrets.token_urlsafe(32)
     try:
         config = ClusterConfig(
             rasa_replicas=args.rasa,
             action_replicas=args.actions,
             console_replicas=args.consoles,
             entry_port=args.port,
-            auth_token=token,
+            jwt_secret=jwt_secret,
         )
     except ValueError as error:
         parser.error(str(error))
@@ -470,11 +307,12 @@ def main(argv: list[str] | None = None) -> int:
         replicas = ", ".join(config.rasa_urls)
         print(
             f"\nThe cluster is running. Entry: {config.entry_url}\n"
-            f"  REST channel:   POST {config.entry_url}/webhooks/rest/webhook\n"
+            f"  REST channel:   POST {config.entry_url}/webhooks/rest/webhook (signed)\n"
             f"  Web chat page:  {config.entry_url}/webhooks/webchat/\n"
             f"  Staff console:  {config.console_url}/  user {DEMO_USERNAME}"
             f"  password {password} (new at every start; never logged)\n"
-            f"  HTTP API token: {token}\n"
+            f"  HTTP API:       {config.rasa_api_url} (internal), Authorization: Bearer "
+            f"<HS256 JWT signed with {jwt_secret}>\n"
             f"  Rasa replicas:  {replicas}\n"
             "Press Ctrl-C to stop.",
             flush=True,

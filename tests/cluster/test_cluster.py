@@ -20,17 +20,19 @@ import aiohttp
 import pytest
 import socketio
 
+from bot.domain.redaction import redact_text
 from bot.tools.cluster import Cluster
-from tests.cluster.conftest import (
-    API_TOKEN,
+from tests.support.cluster import (
     Conversation,
     Queues,
     app_rows,
+    bearer,
     drain,
     quoted,
     reply_texts,
     say,
     sign_in,
+    signed_rest,
     stored_events,
     turns_of,
 )
@@ -93,13 +95,22 @@ SCRIPTS: list[list[tuple[str, str]]] = [
     ],
 ]
 MESSAGES = [[message for message, _ in script] for script in SCRIPTS]
+#: The ID suffixes the scripts type: stored masked, as every mobile number is.
+TYPED_SUFFIXES = frozenset({"1234", "0026", "5678"})
+
+
+def as_stored(message: str) -> str:
+    """A message as the tracker store keeps it: verification details masked."""
+    return redact_text(message, TYPED_SUFFIXES)
 
 
 def assert_stored_once_in_order(cluster: Cluster, conversation: Conversation) -> None:
     """The tracker holds each acknowledged message once, in order, each followed
     by exactly the replies the debtor received for it."""
     stored = turns_of(stored_events(cluster, conversation.sender))
-    expected = [(message, reply_texts(replies)) for message, replies in conversation.acknowledged]
+    expected = [
+        (as_stored(message), reply_texts(replies)) for message, replies in conversation.acknowledged
+    ]
     assert stored == expected, conversation.sender
 
 
@@ -169,7 +180,7 @@ async def test_one_conversation_burst_is_handled_in_order(cluster: Cluster) -> N
     async def send(session: aiohttp.ClientSession, url: str, message: str) -> tuple[str, list[str]]:
         async with session.post(
             f"{url}/webhooks/rest/webhook",
-            json={"sender": conversation.sender, "message": message},
+            **signed_rest(conversation.sender, message),
             timeout=aiohttp.ClientTimeout(total=120),
         ) as response:
             assert response.status == 200
@@ -188,31 +199,35 @@ async def test_staff_reply_reaches_a_debtor_on_another_replica(
     cluster: Cluster, played: dict[str, list[str]]
 ) -> None:
     """A debtor asks for a person through one replica and reconnects to the
-    other; a negotiator claims the case in the console and replies through
-    nginx; every reply reaches the debtor's socket, including those that nginx
-    handed to the replica that does not hold it."""
+    other; a negotiator claims the case in the console and replies (the console
+    calls Rasa on nginx's internal API port, with a JWT); every reply reaches
+    the debtor's socket, including those that nginx handed to the replica that
+    does not hold it."""
     first, second = cluster.config.rasa_urls
     received: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
 
-    async def connect(url: str, session_id: str | None) -> tuple[socketio.AsyncClient, str]:
+    async def connect(url: str, token: str | None) -> tuple[socketio.AsyncClient, dict[str, Any]]:
         client = socketio.AsyncClient(reconnection=False)
-        confirmed: asyncio.Future[str] = asyncio.get_running_loop().create_future()
-        client.on("session_confirm", lambda sid: confirmed.set_result(sid))
+        confirmed: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
+        # {"session_id": the page's token, "conversation_id": what the stores and staff see}
+        client.on("session_confirm", lambda data: confirmed.done() or confirmed.set_result(data))
         client.on("bot_uttered", lambda message: received.put_nowait(message))
         # Long-polling: the aiohttp of Rasa 3.6's lock has no client websocket
         # timeout class, which python-engineio's websocket client needs.
         await client.connect(url, transports=["polling"], socketio_path="/socket.io")
-        await client.emit("session_request", {"session_id": session_id})
+        await client.emit("session_request", {"session_id": token})
         return client, await asyncio.wait_for(confirmed, 10)
 
-    debtor, session_id = await connect(first, None)
+    debtor, confirm = await connect(first, None)
+    session_id = confirm["conversation_id"]
     played["handoff"] = [session_id]
-    await debtor.emit("user_uttered", {"message": "我要转人工", "session_id": session_id})
+    handoff = {"message": "我要转人工", "session_id": confirm["session_id"]}
+    await debtor.emit("user_uttered", handoff)
     handoff_reply = await asyncio.wait_for(received.get(), 30)
     assert "专员" in handoff_reply["text"]
     await debtor.disconnect()
-    debtor, same_session = await connect(second, session_id)
-    assert same_session == session_id
+    debtor, same_session = await connect(second, confirm["session_id"])
+    assert same_session["conversation_id"] == session_id
     while not received.empty():
         received.get_nowait()
 
@@ -249,7 +264,8 @@ async def test_staff_reply_reaches_a_debtor_on_another_replica(
     log = (cluster.config.log_dir / "nginx-access.log").read_text(encoding="utf-8")
     upstreams = set(
         re.findall(
-            rf"POST /conversations/{re.escape(session_id)}/tracker/events 200 upstream=(\S+)",
+            rf"POST /conversations/{re.escape(quoted(session_id))}/tracker/events 200 "
+            r"upstream=(\S+)",
             log,
         )
     )
@@ -401,7 +417,7 @@ async def test_failover_when_a_rasa_server_and_an_action_server_die(cluster: Clu
         # dead replica stored it just before dying, it is there twice in a row.
         once = [t for i, t in enumerate(stored) if i == 0 or t[0] != stored[i - 1][0]]
         assert len(stored) - len(once) <= len(conversation.retried)
-        assert [text for text, _ in once] == script, conversation.sender
+        assert [text for text, _ in once] == [as_stored(m) for m in script], conversation.sender
         for turn, (message, replies) in enumerate(conversation.acknowledged):
             if turn not in conversation.retried:
                 assert once[turn][1] == reply_texts(replies), (conversation.sender, message)
@@ -431,13 +447,13 @@ async def test_failover_when_a_rasa_server_and_an_action_server_die(cluster: Clu
         for conversation in conversations[:5]:
             async with session.post(
                 f"{urls[1]}/webhooks/rest/webhook",
-                json={"sender": conversation.sender, "message": "我欠了多少钱"},
+                **signed_rest(conversation.sender, "我欠了多少钱"),
             ) as response:
                 assert response.status == 200
                 assert await response.json()
             async with session.get(
                 f"{urls[1]}/conversations/{quoted(conversation.sender)}/tracker",
-                params={"token": API_TOKEN},
+                headers=bearer(cluster),
             ) as response:
                 tracker = await response.json()
             assert tracker["latest_message"]["text"] == "我欠了多少钱"

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+import jwt
 import pytest
 import sqlalchemy as sa
 from aiohttp import web
@@ -41,7 +42,7 @@ from tests.support.staff import cheap_argon2
 from tests.support.tracker_events import bot_event, make_tracker_db, user_event
 
 PASSWORD = "correct horse battery"
-RASA_TOKEN = "rasa-secret-token"
+RASA_TOKEN = "rasa-jwt-secret-of-at-least-32-bytes"
 SECRET_KEY = b"k" * 32
 HOSTILE = "<script>alert(1)</script>"
 T0 = datetime(2025, 6, 1, 1, 0, tzinfo=timezone.utc)
@@ -73,12 +74,23 @@ class FakeRasa:
                 "method": request.method,
                 "raw_path": request.raw_path.split("?", 1)[0],
                 "query": dict(request.query),
+                "user": rasa_api_user(request),
                 "body": await request.json(),
             }
         )
         if self.fail:
             return web.json_response({"message": "boom"}, status=500)
         return web.json_response({"sender_id": "x"})
+
+
+def rasa_api_user(request: web.Request) -> Any:
+    """The `user` of the request's bearer token, checked as Rasa's `--jwt-secret` does."""
+    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+    if scheme != "Bearer":
+        return None
+    payload = jwt.decode(token, RASA_TOKEN, algorithms=["HS256"])
+    assert 0 < payload["exp"] - payload["iat"] <= 60, "a short-lived token"
+    return payload["user"]
 
 
 @pytest.fixture
@@ -213,6 +225,8 @@ def tracker_db(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 async def start_console(
     db: Database, rasa: FakeRasa, rasa_url: str, **options: Any
 ) -> tuple[TestServer, web.Application]:
+    # The test server speaks plain HTTP: its cookies must not be Secure-only.
+    options.setdefault("secure_cookies", False)
     app = create_app(db, rasa_url=rasa_url, rasa_token=RASA_TOKEN, secret_key=SECRET_KEY, **options)
     server = TestServer(app)
     await server.start_server()
@@ -627,11 +641,8 @@ async def test_a_reply_reaches_rasa_exactly_and_is_audited(console: Console) -> 
             "method": "POST",
             "raw_path": f"/conversations/{urllib.parse.quote(CONVERSATION, safe='')}"
             "/tracker/events",
-            "query": {
-                "output_channel": "latest",
-                "execute_side_effects": "true",
-                "token": RASA_TOKEN,
-            },
+            "query": {"output_channel": "latest", "execute_side_effects": "true"},
+            "user": {"username": "bank-console", "role": "admin"},
             "body": [
                 {
                     "event": "bot",
@@ -785,7 +796,8 @@ async def test_close_resumes_the_assistant(console: Console) -> None:
         {
             "method": "POST",
             "raw_path": f"/conversations/{urllib.parse.quote(CONVERSATION, safe='')}/execute",
-            "query": {"output_channel": "latest", "token": RASA_TOKEN},
+            "query": {"output_channel": "latest"},
+            "user": {"username": "bank-console", "role": "admin"},
             "body": {"name": "action_handoff_resume"},
         }
     ]
