@@ -11,6 +11,7 @@ window the assistant loads.
 from __future__ import annotations
 
 import asyncio
+import json
 import random
 import re
 import time
@@ -95,8 +96,9 @@ SCRIPTS: list[list[tuple[str, str]]] = [
     ],
 ]
 MESSAGES = [[message for message, _ in script] for script in SCRIPTS]
-#: The ID suffixes the scripts type: stored masked, as every mobile number is.
+#: The ID suffixes and mobiles the scripts type: stored and published masked.
 TYPED_SUFFIXES = frozenset({"1234", "0026", "5678"})
+TYPED_MOBILES = ("13800138000", "13500135004", "135 0013 5004", "13900139009", "13900139001")
 
 
 def as_stored(message: str) -> str:
@@ -355,8 +357,16 @@ async def test_rabbitmq_gets_every_event_once_and_the_audit_trail(
     in order, whichever replica stored it; the audit relay publishes the offers
     and the handoff."""
     published: dict[str, list[tuple[str, float]]] = {}
-    for event in await drain(queues.events):
+    events = await drain(queues.events)
+    for event in events:
         published.setdefault(event["sender_id"], []).append((event["event"], event["timestamp"]))
+    # What the queue carries is masked like the store: no mobile or ID suffix typed.
+    everything = json.dumps(events, ensure_ascii=False)
+    for mobile in TYPED_MOBILES:
+        assert mobile not in everything
+    said = " ".join(e.get("text") or "" for e in events if e["event"] == "user")
+    assert "****" in said
+    assert not [suffix for suffix in TYPED_SUFFIXES if suffix in said]
     for sender in played["fifty"] + played["handoff"]:
         stored = [(e["event"], e["timestamp"]) for e in stored_events(cluster, sender)]
         assert published.get(sender) == stored, sender

@@ -162,13 +162,21 @@ async def test_an_expired_token_starts_a_new_conversation_and_the_page_keeps_its
         "staffAfter": 0,
     }
     page = Page(phone)
-    phone.get(f"{rasa_url}/webhooks/webchat/index.html")
+    # The device's storage is written from a page of the same origin that does not
+    # run the chat (the chat page itself would save its own state over it).
+    phone.get(f"{rasa_url}/webhooks/webchat/privacy.js")
     phone.execute_script(
         "localStorage.setItem(arguments[0], JSON.stringify(arguments[1]))", STORE_KEY, saved
     )
     phone.get(f"{rasa_url}/webhooks/webchat/")
     page.wait_ready()
-    shown = page.read()
+
+    def settled() -> dict[str, Any] | None:
+        # Online first, then the refused token's answer: the history and the note.
+        shown = page.read()
+        return shown if shown["notes"] and shown["bubbles"] else None
+
+    shown = eventually(settled, "the old history and the note after the refused token")
     assert shown["state"]["conversationId"] != before.conversation_id
     assert shown["state"]["sessionId"] != expired
     assert shown["bubbles"][0].strip() == "您好，我是还款协商助手。"
