@@ -12,22 +12,8 @@ from __future__ import annotations
 import re
 from datetime import date
 
-_MONTH_NUMERALS = {
-    "一": 1,
-    "二": 2,
-    "两": 2,
-    "兩": 2,
-    "三": 3,
-    "四": 4,
-    "五": 5,
-    "六": 6,
-    "七": 7,
-    "八": 8,
-    "九": 9,
-    "十": 10,
-    "十一": 11,
-    "十二": 12,
-}
+import cn2an
+
 _MONTH = r"(1[0-2]|[1-9]|十[一二]|十|[一二两兩三四五六七八九])\s*(?:月份|月)"
 _NEXT_YEAR = r"(?:明年|出年|下一年|來年|来年)"
 
@@ -66,10 +52,12 @@ _PAST = re.compile(r"到现在|到現在|至今|已经|已經")
 
 
 def _month_number(text: str) -> int | None:
-    if text.isdigit():
-        value = int(text)
-        return value if 1 <= value <= 12 else None
-    return _MONTH_NUMERALS.get(text)
+    """A month's number from "3", "三", "十二" (cn2an), or None outside 1 to 12."""
+    try:
+        value = int(cn2an.cn2an(text, "smart"))
+    except ValueError:
+        return None
+    return value if 1 <= value <= 12 else None
 
 
 def _months_between(today: date, year: int, month: int) -> int:

@@ -18,33 +18,26 @@ from __future__ import annotations
 
 import re
 from collections.abc import Awaitable, Callable
-from typing import Any
 
 from rasa.core.channels.channel import UserMessage
 from rasa.core.channels.rest import RestInput
 from sanic import Blueprint, response
-from sanic.exceptions import SanicException
 from sanic.request import Request
 from sanic.response import HTTPResponse
 
 from bot.rasa_ext.channels.rest_auth import RestAuthenticator
-from bot.rasa_ext.channels.staff_replies import InvalidRequest, after_timestamp, staff_replies
+from bot.rasa_ext.channels.staff_replies import (
+    InvalidRequest,
+    after_timestamp,
+    json_object,
+    staff_replies,
+)
 
 __all__ = ["CheckedRestInput", "InvalidRequest"]
 
 MAX_SENDER_LENGTH = 128
 #: Far above any real chat message; the NLU pipeline reads at most 500 characters.
 MAX_MESSAGE_LENGTH = 20_000
-
-
-def _json_body(request: Request) -> dict[str, Any]:
-    try:
-        body = request.json
-    except SanicException as error:
-        raise InvalidRequest("the body must be a JSON object") from error
-    if not isinstance(body, dict):
-        raise InvalidRequest("the body must be a JSON object")
-    return body
 
 
 #: Conversation ids the other channels issue (web chat: today's and the earlier
@@ -105,10 +98,10 @@ class CheckedRestInput(RestInput):
     async def _extract_sender(self, req: Request) -> str:
         # Rasa's handler asks for the sender first: the signature is checked here.
         await self.auth.check(req)
-        return _checked_sender(_json_body(req).get("sender"))
+        return _checked_sender(json_object(req).get("sender"))
 
     def _extract_message(self, req: Request) -> str:
-        message = _json_body(req).get("message", "")
+        message = json_object(req).get("message", "")
         if message is None:
             message = ""
         if not isinstance(message, str):

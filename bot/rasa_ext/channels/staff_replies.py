@@ -14,6 +14,7 @@ import math
 from typing import Any
 
 from sanic.exceptions import SanicException
+from sanic.request import Request
 
 
 class InvalidRequest(SanicException):
@@ -21,6 +22,17 @@ class InvalidRequest(SanicException):
 
     status_code = 400
     quiet = True
+
+
+def json_object(request: Request) -> dict[str, Any]:
+    """The request's body as a JSON object; `InvalidRequest` for anything else."""
+    try:
+        body = request.json
+    except SanicException as error:
+        raise InvalidRequest("the body must be a JSON object") from error
+    if not isinstance(body, dict):
+        raise InvalidRequest("the body must be a JSON object")
+    return body
 
 
 def after_timestamp(value: object) -> float:

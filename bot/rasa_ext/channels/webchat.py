@@ -32,11 +32,15 @@ from urllib.parse import unquote
 
 from rasa.core.channels.channel import InputChannel, UserMessage
 from sanic import Blueprint, response
-from sanic.exceptions import SanicException
 from sanic.request import Request
 from sanic.response import HTTPResponse
 
-from bot.rasa_ext.channels.staff_replies import InvalidRequest, after_timestamp, staff_replies
+from bot.rasa_ext.channels.staff_replies import (
+    InvalidRequest,
+    after_timestamp,
+    json_object,
+    staff_replies,
+)
 from bot.rasa_ext.channels.webchat_session import session_ids
 
 logger = logging.getLogger(__name__)
@@ -149,12 +153,7 @@ async def missed_staff_replies(request: Request) -> HTTPResponse:
     headers = {"Cache-Control": "no-store", "X-Content-Type-Options": "nosniff"}
     if len(request.body) > MAX_REQUEST_BYTES:
         raise InvalidRequest("the body is too large")
-    try:
-        body = request.json
-    except SanicException as error:
-        raise InvalidRequest("the body must be a JSON object") from error
-    if not isinstance(body, dict):
-        raise InvalidRequest("the body must be a JSON object")
+    body = json_object(request)
     session = session_ids().read(body.get("session_id"))
     if session is None:
         return response.json(
