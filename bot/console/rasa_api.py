@@ -33,6 +33,10 @@ JWT_ALGORITHM = "HS256"
 TOKEN_USER = {"username": "bank-console", "role": "admin"}
 
 
+#: What RFC 3986 allows in a path segment besides letters, digits and "-._~".
+PATH_SAFE = "!$&'()*+,;=:@"
+
+
 class RasaError(Exception):
     """Rasa could not be reached or did not accept the request."""
 
@@ -71,7 +75,10 @@ class RasaClient:
             self._session = None
 
     def _url(self, conversation_id: str, endpoint: str, **query: str) -> URL:
-        path = f"/conversations/{urllib.parse.quote(conversation_id, safe='')}/{endpoint}"
+        # Rasa's server (Sanic) matches the path as sent, without decoding it:
+        # "webchat%3Aab" is another conversation than "webchat:ab". Characters a
+        # path segment may hold are sent as they are; only the others are encoded.
+        path = f"/conversations/{urllib.parse.quote(conversation_id, safe=PATH_SAFE)}/{endpoint}"
         return URL(self.base_url + path, encoded=True).with_query(query)
 
     def _headers(self) -> dict[str, str]:

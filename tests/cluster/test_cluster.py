@@ -427,7 +427,9 @@ async def test_failover_when_a_rasa_server_and_an_action_server_die(cluster: Clu
         # dead replica stored it just before dying, it is there twice in a row.
         once = [t for i, t in enumerate(stored) if i == 0 or t[0] != stored[i - 1][0]]
         assert len(stored) - len(once) <= len(conversation.retried)
-        assert [text for text, _ in once] == [as_stored(m) for m in script], conversation.sender
+        # (Masked or not: a suffix typed again bare once verified is not known as one.)
+        stored_texts = [as_stored(text) for text, _ in once]
+        assert stored_texts == [as_stored(m) for m in script], conversation.sender
         for turn, (message, replies) in enumerate(conversation.acknowledged):
             if turn not in conversation.retried:
                 assert once[turn][1] == reply_texts(replies), (conversation.sender, message)

@@ -32,6 +32,7 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from bot.console import __main__ as cli
 from bot.console.app import create_app
+from bot.console.rasa_api import PATH_SAFE
 from bot.console.state import CONSOLE
 from bot.console.texts import CASE_ERRORS
 from bot.store import audit, resume, staff
@@ -116,6 +117,8 @@ def closed_port() -> int:
 # --- data -----------------------------------------------------------------------------------
 
 CONVERSATION = "web/用户 1?x"
+#: As Rasa matches it: the characters a path segment may hold as they are.
+CONVERSATION_IN_PATH = urllib.parse.quote(CONVERSATION, safe=PATH_SAFE)
 _references = itertools.count(1)
 
 
@@ -639,8 +642,7 @@ async def test_a_reply_reaches_rasa_exactly_and_is_audited(console: Console) -> 
     assert console.rasa.requests == [
         {
             "method": "POST",
-            "raw_path": f"/conversations/{urllib.parse.quote(CONVERSATION, safe='')}"
-            "/tracker/events",
+            "raw_path": f"/conversations/{CONVERSATION_IN_PATH}/tracker/events",
             "query": {"output_channel": "latest", "execute_side_effects": "true"},
             "user": {"username": "bank-console", "role": "admin"},
             "body": [
@@ -795,7 +797,7 @@ async def test_close_resumes_the_assistant(console: Console) -> None:
     assert console.rasa.requests == [
         {
             "method": "POST",
-            "raw_path": f"/conversations/{urllib.parse.quote(CONVERSATION, safe='')}/execute",
+            "raw_path": f"/conversations/{CONVERSATION_IN_PATH}/execute",
             "query": {"output_channel": "latest"},
             "user": {"username": "bank-console", "role": "admin"},
             "body": {"name": "action_handoff_resume"},

@@ -44,7 +44,7 @@ def test_the_credential_goes_in_the_header_never_in_the_url() -> None:
     client = RasaClient("http://127.0.0.1:5005/", SECRET)
     url = client._url("wechat:o/1 ?", "tracker/events", output_channel="latest")
     assert str(url) == (
-        "http://127.0.0.1:5005/conversations/wechat%3Ao%2F1%20%3F/tracker/events"
+        "http://127.0.0.1:5005/conversations/wechat:o%2F1%20%3F/tracker/events"
         "?output_channel=latest"
     )
     scheme, token = client._headers()["Authorization"].split(" ")
@@ -60,3 +60,10 @@ def test_rasa_takes_the_jwt_secret_and_the_token_only_when_given() -> None:
     both = rasa_server_args(model, 5005, "endpoints.yml", "token", SECRET)
     assert both.count("--enable-api") == 1 and both[both.index("--auth-token") + 1] == "token"
     assert "--enable-api" not in rasa_server_args(model, 5005, "endpoints.yml")
+
+
+def test_a_web_chat_conversation_id_is_sent_as_rasa_matches_it() -> None:
+    """Rasa does not decode the path: "webchat%3A…" would be another conversation."""
+    client = RasaClient("http://127.0.0.1:5005", SECRET)
+    url = client._url("webchat:9bcded98", "tracker/events")
+    assert url.raw_path == "/conversations/webchat:9bcded98/tracker/events"
