@@ -289,6 +289,7 @@ def test_an_explicit_will_not_is_a_refusal(rules: CriticalMessages, text: str) -
         "我没说不还啊",
         "如果一直不还会怎么样",  # a question about the consequences
         "我朋友就是不还 后来怎么样了",  # someone else's refusal
+        "那我就不给你们打电话了",  # not about paying
         "催收会不会打给村委会",  # a question about what collectors may do
         "手续费是怎么算的",
         "你是真人吗",
