@@ -106,8 +106,9 @@ def months_until(text: str, today: date) -> int | None:
 
 
 #: A horizon counts outside the duration question only when the text says the
-#: hardship ends then ("下个月就好了", "过完年应该能找到工作").
+#: hardship ends then ("过完年应该能找到工作", "明年三月能复工"); a bare "就好了"
+#: ("下个月还就好了吧") may speak of paying, so it counts only as that answer.
 RECOVERY = re.compile(
-    r"就好|能好|会好|會好|好转|好轉|恢复|恢復|找到工作|找到新工作|重新上班|开工|開工|复工|復工|"
+    r"好转|好轉|恢复|恢復|找到工作|找到新工作|重新上班|开工|開工|复工|復工|"
     r"出院|缓过来|緩過來|翻身"
 )

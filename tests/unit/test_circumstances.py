@@ -207,6 +207,7 @@ def test_the_engine_s_view_of_the_slots() -> None:
         # Said unasked, it counts only when the message says the hardship ends then.
         ("收入四千 明年三月应该能找到工作", None, {INCOME: "4000.00", HARDSHIP_MONTHS: "4"}),
         ("下个月发工资", INCOME, {}),
+        ("下个月还就好了吧", INCOME, {}),
         # A number of months always wins over the horizon.
         ("大概三个月 过完年", HARDSHIP_MONTHS, {HARDSHIP_MONTHS: "3"}),
     ],
