@@ -55,6 +55,7 @@ from bot.tools.stack import (
     console_args,
     rasa_server_args,
     rest_integrators,
+    secret_file,
     stop_on_sigterm,
     webchat_session_key,
 )
@@ -80,17 +81,7 @@ def verification_key() -> str:
     from bot.store.verification_progress import DEFAULT_KEY_FILE, KEY_VARIABLE, new_key
 
     configured = os.environ.get(KEY_VARIABLE, "").strip()
-    if configured:
-        return configured
-    DEFAULT_KEY_FILE.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        descriptor = os.open(DEFAULT_KEY_FILE, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
-    except FileExistsError:
-        pass
-    else:
-        with os.fdopen(descriptor, "w", encoding="ascii") as file:
-            file.write(new_key())
-    return DEFAULT_KEY_FILE.read_text(encoding="ascii").strip()
+    return configured or secret_file(DEFAULT_KEY_FILE, make=new_key)
 
 
 def _on_server(url: str, statement: str, *values: str) -> Any:

@@ -16,6 +16,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -52,7 +53,7 @@ class StackConfig:
         return f"http://127.0.0.1:{self.console_port}"
 
 
-def secret_file(path: Path) -> str:
+def secret_file(path: Path, make: Callable[[], str] = lambda: secrets.token_urlsafe(32)) -> str:
     """The secret kept in `path`, made on first use: readable by this user only.
 
     The file is created with mode 0600 (never readable by others, not even
@@ -66,7 +67,7 @@ def secret_file(path: Path) -> str:
         pass
     else:
         with os.fdopen(descriptor, "w", encoding="utf-8") as file:
-            file.write(secrets.token_urlsafe(32))
+            file.write(make())
     deadline = time.monotonic() + 5
     while not (secret := path.read_text(encoding="utf-8").strip()):
         if time.monotonic() > deadline:

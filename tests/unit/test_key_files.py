@@ -46,3 +46,13 @@ def test_an_existing_readable_key_file_is_narrowed(tmp_path: Path) -> None:
     path.chmod(0o644)
     assert secret_file(path) == "an-old-key-written-by-an-earlier-version"
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
+
+
+def test_a_key_of_another_format_is_made_by_its_own_maker(tmp_path: Path) -> None:
+    """The verification key (URL-safe base64 of 32 bytes) is kept the same way."""
+    from bot.store.verification_progress import new_key
+
+    path = tmp_path / "verification.key"
+    key = secret_file(path, make=new_key)
+    assert len(key) == 44 and key == secret_file(path, make=new_key)
+    assert path.stat().st_mode & 0o777 == 0o600
