@@ -28,14 +28,13 @@ from selenium.webdriver.remote.webelement import WebElement
 
 from bot.domain.conduct import conduct_problems
 from bot.tools.stack import ROOT
-from tests.support.browser import RESULTS, chromium, eventually
+from tests.support.browser import PHONE, RESULTS, eventually, phone_chromium
 from tests.support.rasa_api import staff_reply
 
 pytestmark = pytest.mark.e2e
 
 CONVERSATION = ROOT / "tests" / "conversations" / "negotiation" / "zhang_wei_installment.yml"
 STORE_KEY = "debt-webchat.v1"
-PHONE = {"width": 390, "height": 844, "pixelRatio": 2}
 
 #: The page's state and what its chat component shows, in one round trip.
 READ_PAGE = """
@@ -72,7 +71,7 @@ return {
 @pytest.fixture
 def phone(tmp_path: Path) -> Iterator[WebDriver]:
     """Headless Chromium with a 390x844 phone screen."""
-    with chromium(tmp_path / "chromium", (390, 844), PHONE) as driver:
+    with phone_chromium(tmp_path / "chromium") as driver:
         yield driver
 
 

@@ -28,13 +28,12 @@ from selenium.webdriver.remote.webdriver import WebDriver
 
 from bot.rasa_ext.channels.webchat_session import SessionTokens
 from bot.tools.stack import webchat_session_key
-from tests.support.browser import chromium, eventually
+from tests.support.browser import eventually, phone_chromium
 from tests.support.rasa_api import staff_reply, tracker_of
 
 pytestmark = pytest.mark.e2e
 
 STORE_KEY = "debt-webchat.v1"
-PHONE = {"width": 390, "height": 844, "pixelRatio": 2}
 
 READ_PAGE = """
 const root = document.querySelector('deep-chat')?.shadowRoot;
@@ -56,7 +55,7 @@ def server_tokens(hours_ago: float = 0) -> SessionTokens:
 
 @pytest.fixture
 def phone(tmp_path: Path) -> Iterator[WebDriver]:
-    with chromium(tmp_path / "chromium", (390, 844), PHONE) as driver:
+    with phone_chromium(tmp_path / "chromium") as driver:
         yield driver
 
 

@@ -65,3 +65,14 @@ def eventually(check: Callable[[], T | None], what: str, timeout: float = 15.0) 
         if time.monotonic() > deadline:
             pytest.fail(f"timed out waiting for {what}")
         time.sleep(0.15)
+
+
+#: The phone screen the web chat page is tried on (CSS pixels, a 2x display).
+PHONE = {"width": 390, "height": 844, "pixelRatio": 2}
+
+
+@contextmanager
+def phone_chromium(directory: Path) -> Iterator[WebDriver]:
+    """Headless Chromium with a 390x844 phone screen."""
+    with chromium(directory, (PHONE["width"], PHONE["height"]), PHONE) as driver:
+        yield driver
