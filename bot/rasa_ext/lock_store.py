@@ -18,7 +18,8 @@ itself, its keys and its format are Rasa's.
 
 Configure it in `endpoints.scale.yml` with the keys of Rasa's Redis lock store:
 `type: bot.rasa_ext.lock_store.AtomicRedisLockStore`, `url` (the host), `port`, `db`,
-`key_prefix`.
+`key_prefix`, and `username`/`password` when Redis asks for them (the scale profile
+takes them from `REDIS_URL`: `bot/tools/cluster_config.py`).
 """
 
 from __future__ import annotations

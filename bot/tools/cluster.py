@@ -265,6 +265,26 @@ class Cluster(ProcessGroup):
         self.stop()
 
 
+def running_banner(config: ClusterConfig, username: str, password: str, jwt_source: object) -> str:
+    """What `make cluster` prints once up: where everything is, and which secret signs the API."""
+    replicas = ", ".join(config.rasa_urls)
+    return (
+        f"\nThe cluster is running. Entry: {config.entry_url}\n"
+        f"  REST channel:   POST {config.entry_url}/webhooks/rest/webhook (signed)\n"
+        f"  Web chat page:  {config.entry_url}/webhooks/webchat/\n"
+        f"  Staff console:  {config.console_url}/  user {username}"
+        f"  password {password} (new at every start; never logged)\n"
+        f"  HTTP API:       {config.rasa_api_url} (internal), Authorization: Bearer "
+        f"<HS256 JWT signed with the secret in {jwt_source}>\n"
+        f"  Rasa replicas:  {replicas}\n"
+        "Press Ctrl-C to stop."
+    )
+
+
+#: The secret the consoles sign Rasa API tokens with, unless `RASA_JWT_SECRET` is set.
+JWT_SECRET_FILE = ROOT / "var" / "rasa-jwt.key"
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Run the assistant as a cluster until Ctrl-C.")
     parser.add_argument("--rasa", type=int, default=2, help="Rasa servers (N)")
@@ -272,7 +292,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--consoles", type=int, default=2, help="staff consoles")
     parser.add_argument("--port", type=int, default=int(os.environ.get("CLUSTER_PORT", 8080)))
     args = parser.parse_args(argv)
-    jwt_secret = os.environ.get("RASA_JWT_SECRET", "") or secrets.token_urlsafe(32)
+    jwt_secret = os.environ.get("RASA_JWT_SECRET", "") or secret_file(JWT_SECRET_FILE)
     try:
         config = ClusterConfig(
             rasa_replicas=args.rasa,
@@ -284,6 +304,8 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError as error:
         parser.error(str(error))
     cluster = Cluster(config)
+    # The secret itself is never printed: a terminal's scrollback and CI logs keep it.
+    jwt_source = "RASA_JWT_SECRET" if os.environ.get("RASA_JWT_SECRET") else JWT_SECRET_FILE
     signal.signal(signal.SIGTERM, stop_on_sigterm)
     print(
         f"Starting {args.rasa} Rasa servers, {args.actions} action servers, "
@@ -295,19 +317,7 @@ def main(argv: list[str] | None = None) -> int:
         from bot.console.__main__ import DEMO_USERNAME, reset_demo_user
 
         password = asyncio.run(reset_demo_user(config.env["DATABASE_URL"]))
-        replicas = ", ".join(config.rasa_urls)
-        print(
-            f"\nThe cluster is running. Entry: {config.entry_url}\n"
-            f"  REST channel:   POST {config.entry_url}/webhooks/rest/webhook (signed)\n"
-            f"  Web chat page:  {config.entry_url}/webhooks/webchat/\n"
-            f"  Staff console:  {config.console_url}/  user {DEMO_USERNAME}"
-            f"  password {password} (new at every start; never logged)\n"
-            f"  HTTP API:       {config.rasa_api_url} (internal), Authorization: Bearer "
-            f"<HS256 JWT signed with {jwt_secret}>\n"
-            f"  Rasa replicas:  {replicas}\n"
-            "Press Ctrl-C to stop.",
-            flush=True,
-        )
+        print(running_banner(config, DEMO_USERNAME, password, jwt_source), flush=True)
         while cluster.running():
             time.sleep(1)
         print(f"A process exited; see {config.log_dir}. Stopping.", file=sys.stderr)

@@ -43,6 +43,9 @@ def scale_env(environ: dict[str, str] | None = None) -> dict[str, str]:
         "REDIS_URL": redis_url,
         "REDIS_HOST": redis.hostname or "127.0.0.1",
         "REDIS_PORT": str(redis.port or 6379),
+        # The lock store takes host, port and credentials apart, not a URL.
+        "REDIS_USERNAME": urllib.parse.unquote(redis.username or ""),
+        "REDIS_PASSWORD": urllib.parse.unquote(redis.password or ""),
         "REDIS_LOCK_DB": LOCK_STORE_REDIS_DB,
         "REDIS_LOCK_PREFIX": "bank",
         "WEBCHAT_REDIS_URL": redis_url,

@@ -11,13 +11,17 @@ import os
 import threading
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 import redis
-from rasa.core.lock_store import RedisLockStore
-from rasa.utils.endpoints import EndpointConfig
+from rasa.core.lock_store import LockError, LockStore, RedisLockStore
+from rasa.utils.endpoints import EndpointConfig, read_endpoint_config
 
 from bot.rasa_ext.lock_store import AtomicRedisLockStore
+from bot.tools.cluster_config import scale_env
+
+ROOT = Path(__file__).resolve().parents[2]
 
 REDIS_HOST = os.environ.get("TEST_REDIS_HOST", "127.0.0.1")
 DB = 1
@@ -127,3 +131,45 @@ def test_it_is_configured_like_rasas_redis_lock_store(prefix: str) -> None:
     assert store.get_lock("c3").now_serving == number  # type: ignore[union-attr]
     store.cleanup("c3", number)
     assert store.get_lock("c3") is None
+
+
+@pytest.fixture
+def redis_user(prefix: str) -> Iterator[tuple[str, str]]:
+    """A Redis ACL user with a password, allowed only this test's keys; removed afterwards."""
+    client = redis.StrictRedis(host=REDIS_HOST)
+    name, password = f"lock-{prefix}", uuid.uuid4().hex
+    client.acl_setuser(
+        name, enabled=True, passwords=[f"+{password}"], keys=[f"{prefix}:*"], commands=["+@all"]
+    )
+    yield name, password
+    client.acl_deluser(name)
+    client.close()
+
+
+def _scale_lock_store(monkeypatch: pytest.MonkeyPatch, redis_url: str, prefix: str) -> LockStore:
+    """The lock store as a scale-profile Rasa server builds it from `endpoints.scale.yml`."""
+    for name, value in scale_env({"REDIS_URL": redis_url, "REDIS_LOCK_PREFIX": prefix}).items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setenv("ACTION_ENDPOINT_URL", "http://127.0.0.1:5055/webhook")
+    endpoint = read_endpoint_config(str(ROOT / "endpoints.scale.yml"), "lock_store")
+    return LockStore.create(endpoint)
+
+
+def test_a_redis_with_a_password_serves_the_locks_of_the_scale_profile(
+    monkeypatch: pytest.MonkeyPatch, prefix: str, redis_user: tuple[str, str]
+) -> None:
+    name, password = redis_user
+    store = _scale_lock_store(monkeypatch, f"redis://{name}:{password}@{REDIS_HOST}:6379/0", prefix)
+    assert isinstance(store, AtomicRedisLockStore)
+    number = store.issue_ticket("c4")
+    assert store.get_lock("c4").now_serving == number  # type: ignore[union-attr]
+    store.cleanup("c4", number)
+
+
+def test_a_wrong_redis_password_is_refused_not_ignored(
+    monkeypatch: pytest.MonkeyPatch, prefix: str, redis_user: tuple[str, str]
+) -> None:
+    name, _ = redis_user
+    store = _scale_lock_store(monkeypatch, f"redis://{name}:wrong@{REDIS_HOST}:6379/0", prefix)
+    with pytest.raises(LockError):
+        store.issue_ticket("c5")

@@ -5,6 +5,8 @@ import math
 from pathlib import Path
 
 from bot.tools.bench import Result, percentile, report
+from bot.tools.cluster import running_banner
+from bot.tools.cluster_config import ClusterConfig
 from bot.tools.nlu_report import evaluation_of, held_out_texts, weakest
 from bot.tools.nlu_report import main as nlu_report_main
 from tests.support.conversations import Turn, check_turn
@@ -139,3 +141,14 @@ def test_turn_check_fails_on_silence_and_counts_buttons() -> None:
     assert check_turn(Turn(user="x"), []) == ["the bot did not reply"]
     buttons = [{"text": "请选择", "buttons": [{"title": "个性化分期", "payload": "/x"}]}]
     assert check_turn(Turn(user="x", contains=["个性化分期"]), buttons) == []
+
+
+def test_the_cluster_banner_names_where_the_jwt_secret_is_never_the_secret(tmp_path: Path) -> None:
+    secret = "s3cr3t-" + "x" * 30
+    config = ClusterConfig(
+        rasa_replicas=2, action_replicas=1, console_replicas=1, jwt_secret=secret, run_dir=tmp_path
+    )
+    text = running_banner(config, "demo", "pw-1", tmp_path / "rasa-jwt.key")
+    assert secret not in text
+    assert str(tmp_path / "rasa-jwt.key") in text
+    assert "/webhooks/rest/webhook" in text and "user demo  password pw-1" in text
