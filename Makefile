@@ -50,8 +50,9 @@ install: $(INSTALLED)
 
 $(MODEL): $(INSTALLED) $(TRAIN_INPUTS)
 	@mkdir -p var
-	set -o pipefail; $(RASA) train --data $(DATA) --fixed-model-name current --out models \
-		--num-threads 2 2>&1 | tee var/train.log
+	@# One training at a time in this checkout: two would write the same file.
+	set -o pipefail; flock var/train.lock $(RASA) train --data $(DATA) --fixed-model-name current \
+		--out models --num-threads 2 2>&1 | tee var/train.log
 	@# An entity span off jieba's token boundaries is silently dropped: fail instead.
 	@! grep -A3 "Misaligned entity annotation" var/train.log
 	@touch $@
