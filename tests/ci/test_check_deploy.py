@@ -165,6 +165,39 @@ BROKEN: dict[str, tuple[str, str, str, str]] = {
         "      HEALTH_URL: http://nginx:8083/status?token=x\n",
         "console: HEALTH_URL carries a token in a URL",
     ),
+    "a daily job run twice at once": (
+        "k8s/daily-jobs.yml",
+        "  concurrencyPolicy: Forbid\n",
+        "  concurrencyPolicy: Allow\n",
+        "bank-retention-purge: concurrencyPolicy must be Forbid",
+    ),
+    "a daily job on the machine's time zone": (
+        "k8s/daily-jobs.yml",
+        "  timeZone: Asia/Shanghai\n",
+        "",
+        "bank-retention-purge: timeZone must be Asia/Shanghai",
+    ),
+    "a daily job on an old image": (
+        "k8s/daily-jobs.yml",
+        "debt-assistant:0.1.0",
+        "debt-assistant:0.0.9",
+        "image 'registry.example.com/bank/debt-assistant:0.0.9' is not the Helm values'",
+    ),
+    "a daily job of a module that does not exist": (
+        "k8s/daily-jobs.yml",
+        '"bot.store.retention", "purge"',
+        '"bot.retention", "purge"',
+        "bot.retention is not a module of the project",
+    ),
+    "a database password written in a daily job": (
+        "k8s/daily-jobs.yml",
+        "                - name: TRACKER_DB_URL\n"
+        "                  valueFrom:\n"
+        "                    secretKeyRef: {name: debt-assistant, key: TRACKER_DB_URL}\n",
+        "                - name: TRACKER_DB_URL\n"
+        "                  value: postgresql://bank:secret@postgres/bank\n",
+        "TRACKER_DB_URL is written in the file, not read from the Secret",
+    ),
 }
 
 
