@@ -346,3 +346,55 @@ def test_inability_stated_replaces_a_question_intent_that_asks_nothing(
     assert verdict is not None and verdict.intent == "state_hardship"
     assert rules.correct(predicted, "没有还款能力的话 账户会怎么样") is None
     assert rules.correct("inform", "我现在真的没有还款能力了") is None
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["我刚吃了一整板药 头好晕", "吞了半瓶安眠药", "药片吃了一大把", "刚刚吃下一堆止痛药"],
+)
+def test_medication_taken_in_any_measure_is_imminent_danger(
+    rules: CriticalMessages, text: str
+) -> None:
+    assert rules.is_imminent_danger(text)
+
+
+@pytest.mark.parametrize("text", ["已经到绝路了", "真的无路可走了", "我这辈子走到头了"])
+def test_a_dead_end_is_distress(rules: CriticalMessages, text: str) -> None:
+    assert intent_of(rules, text) == "express_distress"
+
+
+@pytest.mark.parametrize(
+    ("text", "intent"),
+    [
+        ("我跟你讲清楚啊这个钱我是不会还的", "refuse_payment"),
+        ("还什么还", "refuse_payment"),
+        ("利息这么高 不还了", "refuse_payment"),
+        ("哪还有钱还信用卡 房租都交不起", "state_hardship"),
+        ("工资砍了一半 还款根本不够", "state_hardship"),
+        ("你们说我欠五万 我算了只有三万二", "dispute_debt"),
+        ("app上显示欠八千 其实我只借了五千", "dispute_debt"),
+    ],
+)
+def test_refusals_inabilities_and_disputes_in_their_other_forms(
+    rules: CriticalMessages, text: str, intent: str
+) -> None:
+    assert intent_of(rules, text) == intent
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "这个月先不还 下个月一起还",
+        "暂时不还 等发工资",
+        "可以不还吗",
+        "不还会怎么样",
+        "我不会还不上的 放心",
+        "我已经还了五千 还剩多少",
+        "你们说我欠五万 对吗",
+        "还款不够的话怎么办",
+    ],
+)
+def test_putting_off_asking_and_progress_are_no_critical_class(
+    rules: CriticalMessages, text: str
+) -> None:
+    assert intent_of(rules, text) is None
