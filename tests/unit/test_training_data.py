@@ -126,6 +126,14 @@ def test_held_out_registers_set_is_large_and_covers_every_intent() -> None:
     assert CONTRACT_INTENTS <= set(registers.intents)
 
 
+def test_held_out_third_set_is_large_and_covers_the_critical_intents() -> None:
+    third = _load_file(ROOT / "tests" / "nlu" / "heldout_third.yml")
+    assert len(third.intent_examples) >= 400
+    assert set(CRITICAL_INTENTS) <= set(third.intents)
+    counts = third.number_of_examples_per_intent
+    assert all(counts[intent] >= 35 for intent in CRITICAL_INTENTS), counts
+
+
 def test_critical_intents_have_broad_training(training: TrainingData) -> None:
     counts = training.number_of_examples_per_intent
     for intent in CONTRACT_INTENTS - {"faq"}:
