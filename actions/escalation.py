@@ -372,6 +372,10 @@ class ActionHandoffResume(Action):
             SlotSet(STAGE, None),
             SlotSet(OFFERS, None),
             SlotSet(SELECTED, None),
+            # Run through Rasa's `execute` endpoint, nothing listens after it: without
+            # this the debtor's next message follows no `action_listen`, no rule
+            # matches it and it gets the fallback.
+            ActionExecuted("action_listen"),
         ]
 
 

@@ -818,6 +818,7 @@ async def test_the_bot_resumes_only_once_the_case_is_closed(
         SlotSet("negotiation_stage", None),
         SlotSet("offers", None),
         SlotSet("selected_offer", None),
+        ActionExecuted("action_listen"),
     ]
     assert dispatcher.messages == [message("utter_handoff_resumed")]
     # Once resumed (the conversation is not paused), a repeated resume says nothing twice.
