@@ -89,6 +89,18 @@ def _transcript_items(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
     ]
 
 
+def reading_note(events: list[dict[str, Any]]) -> str | None:
+    """What the reply box says of the debtor's script, if they read Traditional.
+
+    The script is the one the latest bot message was sent in
+    (`bot.rasa_ext.reply_script`); staff replies are converted to it on the way.
+    """
+    for event in reversed(events):
+        if event.get("script"):
+            return labels.READING_SCRIPTS.get(str(event["script"]))
+    return None
+
+
 async def transcript(case: CaseView, after: int = 0) -> list[dict[str, Any]]:
     """The case's conversation after event `after`, labelled; 503 if unreadable."""
     try:

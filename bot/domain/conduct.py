@@ -4,11 +4,16 @@ Debt collection in China must not threaten, insult, deceive, or claim
 consequences that are not true; it must never impersonate a court, the police
 or the government. The assistant's texts are written to that standard; this
 module states it so that tests can check every reply the assistant gives.
+The patterns are written in Simplified characters; a reply in Traditional
+characters (Taiwan or Hong Kong wording too) is folded to Simplified first
+(`bot.domain.script.to_simplified`), so the same words are found in it.
 """
 
 from __future__ import annotations
 
 import re
+
+from bot.domain.script import to_simplified
 
 #: Patterns a reply must never contain, each with what it would break.
 FORBIDDEN: tuple[tuple[str, re.Pattern[str]], ...] = (
@@ -35,9 +40,11 @@ FORBIDDEN: tuple[tuple[str, re.Pattern[str]], ...] = (
 
 
 def conduct_problems(text: str) -> list[str]:
-    """What `text` breaks of the rules of conduct (empty if nothing)."""
-    return [
-        f"{what}: {match.group(0)!r}"
-        for what, pattern in FORBIDDEN
-        if (match := pattern.search(text)) is not None
-    ]
+    """What `text` breaks of the rules of conduct (empty if nothing), in either script."""
+    folded = to_simplified(text)
+    found = []
+    for what, pattern in FORBIDDEN:
+        match = pattern.search(text) or pattern.search(folded)
+        if match is not None:
+            found.append(f"{what}: {match.group(0)!r}")
+    return found

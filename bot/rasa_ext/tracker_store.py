@@ -57,12 +57,15 @@ from rasa.shared.utils.common import all_subclasses
 from sqlalchemy.dialects import postgresql, sqlite
 
 from bot.domain.redaction import install_log_redaction, redact_event, redact_slots, secrets_in
+from bot.rasa_ext import reply_script
 from bot.rasa_ext import speedups as rasa_speedups
 
 logger = logging.getLogger(__name__)
 
 # Every Rasa server loads this module (endpoints.yml, endpoints.scale.yml).
 rasa_speedups.apply()
+# Every bot message in the script the debtor reads (bot/rasa_ext/reply_script.py).
+reply_script.install()
 # Logging is set up by then: the Rasa server's log lines are masked from here on.
 install_log_redaction()
 

@@ -107,9 +107,12 @@ def _item(row: Any) -> dict[str, Any] | None:
     staff: str | None = None
     speaker = "debtor"
     buttons: list[str] = []
+    script: str | None = None
     if row.type_name == "bot":
         speaker = "assistant"
         metadata = data.get("metadata")
+        if isinstance(metadata, dict) and isinstance(metadata.get("script"), str):
+            script = metadata["script"]
         if isinstance(metadata, dict) and metadata.get("staff"):
             speaker = "staff"
             staff = str(metadata["staff"])
@@ -131,6 +134,8 @@ def _item(row: Any) -> dict[str, Any] | None:
     }
     if buttons:
         item["buttons"] = buttons
+    if script:
+        item["script"] = script
     return item
 
 
@@ -139,8 +144,9 @@ async def transcript(conversation_id: str, after_id: int = 0, limit: int = 500) 
 
     Each is {"id", "at" (ISO 8601 UTC), "from" ("debtor" | "assistant" | "staff"),
     "text", "staff" (the staff member's display name or None)}, plus "buttons"
-    (their titles) when the assistant offered buttons. Events without text or
-    buttons are left out.
+    (their titles) when the assistant offered buttons, and "script" when a bot
+    message names the script it was sent in (`zh-Hant-TW` …). Events without
+    text or buttons are left out.
     """
     limit = max(1, min(limit, MAX_LIMIT))
     query = (

@@ -27,6 +27,7 @@ from selenium.webdriver.remote.webdriver import WebDriver
 from selenium.webdriver.remote.webelement import WebElement
 
 from bot.domain.conduct import conduct_problems
+from bot.domain.script import TAIWAN, convert, marks
 from bot.tools.stack import ROOT
 from tests.support.browser import PHONE, RESULTS, eventually, phone_chromium
 from tests.support.rasa_api import staff_reply
@@ -308,3 +309,133 @@ async def test_a_debtor_negotiates_reloads_and_reaches_a_person_on_a_phone(
 
     _assert_conduct(page)
     assert time.monotonic() - started < 90
+
+
+# --- a debtor who writes Traditional Chinese -------------------------------------------------
+
+TAIWAN_CONVERSATION = (
+    ROOT / "tests" / "conversations" / "traditional" / "taiwan_installment_agreement.yml"
+)
+
+#: The page's own words as a debtor sees them.
+READ_WORDS = """
+const root = document.querySelector('deep-chat')?.shadowRoot;
+return {
+  lang: document.documentElement.lang,
+  status: document.getElementById('status').textContent,
+  title: document.title,
+  notice: document.getElementById('notice').textContent,
+  askHuman: document.getElementById('ask-human').textContent,
+  forget: document.getElementById('forget').textContent,
+  typing: document.querySelector('#typing > span:last-child').textContent,
+  placeholder: root?.querySelector('#text-input')?.getAttribute('deep-chat-placeholder-text'),
+};
+"""
+
+SIMPLIFIED_WORDS = {
+    "lang": "zh-CN",
+    "status": "在线",
+    "title": "还款协商助手",
+    "notice": "您正在与智能助手对话，随时可以说“转人工”",
+    "askHuman": "转人工",
+    "forget": "清除记录",
+    "typing": "助手正在输入…",
+    "placeholder": "请输入您想说的话…",
+}
+TAIWAN_WORDS = {
+    "lang": "zh-TW",
+    "status": "線上",
+    "title": "還款協商助手",
+    "notice": "您正在與智慧助手對話，隨時可以說“轉人工”",
+    "askHuman": "轉人工",
+    "forget": "清除記錄",
+    "typing": "助手正在輸入…",
+    "placeholder": "請輸入您想說的話…",
+}
+
+
+def _words(page: Page) -> dict[str, Any]:
+    words: dict[str, Any] = page.driver.execute_script(READ_WORDS)
+    return words
+
+
+async def test_a_taiwan_debtor_reads_the_page_and_every_reply_in_traditional(
+    phone: WebDriver, rasa_url: str, lift_holds: None
+) -> None:
+    page = Page(phone)
+    phone.get(f"{rasa_url}/webhooks/webchat/")
+    page.wait_ready()
+    assert _words(page) == SIMPLIFIED_WORDS
+    sender = page.read()["state"]["conversationId"]
+
+    turns: list[dict[str, Any]] = yaml.safe_load(TAIWAN_CONVERSATION.read_text("utf-8"))["turns"]
+    offer_turn = next(i for i, t in enumerate(turns) if "[方案1]" in t.get("contains", []))
+    for index, turn in enumerate(turns[: offer_turn + 1]):
+        before = len(page.bot_texts())
+        page.type(turn["user"])
+        texts, buttons = _split(turn.get("contains", []) + turn.get("any_of", [])[:1])
+        said = page.replies_after(before, texts)
+        assert marks(said)[1] == 0, f"Simplified characters in {said!r}"
+        for title in buttons:
+            eventually(_offered(page, title), f"the button {title}")
+        if index == 0:
+            # The page's own words follow the debtor's script.
+            eventually(lambda: _words(page) == TAIWAN_WORDS, "the page's words in Traditional")
+
+    [offer] = page.tables("table.wc-offer")
+    caption = page.root.find_element(By.CSS_SELECTOR, "table.wc-offer caption").text
+    assert caption == "方案1：個性化分期（停息掛賬）"
+    figures = dict(row for row in offer if len(row) == 2)
+    assert figures["期數"] == "23 期"
+    assert figures["每月還款"] == "1,024.35 元"
+    assert all(marks(title)[1] == 0 for title, _ in page.buttons())
+    RESULTS.mkdir(exist_ok=True)
+    phone.save_screenshot(str(RESULTS / "webchat-traditional.png"))
+
+    # "方案1" (its payload), then the terms as a table in Traditional.
+    before = len(page.bot_texts())
+    page.click_button("方案1")
+    page.replies_after(before, _split(turns[offer_turn + 1]["contains"])[0])
+    terms = page.tables("table.wc-terms")
+    assert terms and terms[-1][0][0] == "1. 逾期欠款"
+
+    # The notice's button sends "轉人工" (a Simplified one would switch the script back).
+    before = len(page.bot_texts())
+    phone.find_element(By.ID, "ask-human").click()
+    handed = page.replies_after(before, ["案件編號"])
+    assert marks(handed)[1] == 0
+    assert "轉人工" in page.read()["users"]
+    before = len(page.bot_texts())
+    answer = "您好，我是协商专员李专员，您的情况我已经看到了，我们一起看看怎么安排。"
+    await staff_reply(rasa_url, sender, answer)
+    shown = convert(answer, TAIWAN)
+    page.replies_after(before, [shown])
+    staff = eventually(lambda: page.read()["staff"], "the reply to be marked as from a person")
+    assert shown in staff[-1] and "人工客服 李專員" in staff[-1]
+    assert _words(page) == TAIWAN_WORDS
+    phone.save_screenshot(str(RESULTS / "webchat-traditional-handoff.png"))
+
+    # After a reload the page opens in the conversation's script.
+    phone.refresh()
+    eventually(lambda: page.read()["status"] == "線上", "the page to connect, in Traditional")
+    assert _words(page) == TAIWAN_WORDS
+    _assert_conduct(page)
+
+
+async def test_the_page_returns_to_simplified_with_the_debtor(
+    phone: WebDriver, rasa_url: str
+) -> None:
+    page = Page(phone)
+    phone.get(f"{rasa_url}/webhooks/webchat/")
+    page.wait_ready()
+    before = len(page.bot_texts())
+    page.type("唔該，逾期會影響徵信嗎")
+    said = page.replies_after(before, ["徵信"])
+    assert marks(said)[1] == 0
+    eventually(lambda: _words(page)["askHuman"] == "轉人工", "the page's words in Traditional")
+    assert _words(page)["lang"] == "zh-HK"
+    before = len(page.bot_texts())
+    page.type("逾期会影响征信吗")
+    said = page.replies_after(before, ["征信"])
+    assert marks(said)[0] == 0
+    eventually(lambda: _words(page) == SIMPLIFIED_WORDS, "the page's words in Simplified")

@@ -23,8 +23,9 @@ import aiohttp
 import pytest
 
 from bot.domain.conduct import conduct_problems
+from bot.domain.script import HONG_KONG, SIMPLIFIED, convert
 from bot.tools.stack import ROOT
-from tests.support.conversations import CONVERSATIONS_DIR, check_turn, load
+from tests.support.conversations import CONVERSATIONS_DIR, check_turn, load, script_after
 from tests.support.ports import e2e_port
 from tests.support.rasa_api import staff_reply, tracker_of
 from tests.support.records import handoff_cases, query
@@ -287,3 +288,45 @@ async def test_twenty_users_with_retries_get_one_answer_per_message(
     assert not figures.doubled, figures.doubled
     assert not turns_twice, turns_twice
     assert figures.passive + figures.by_api == figures.messages
+
+
+async def test_a_taiwan_negotiation_over_wechat_is_in_traditional(
+    user: WeChatUser, database_url: str, lift_holds: None
+) -> None:
+    conversation = load(CONVERSATIONS_DIR / "traditional" / "taiwan_installment_agreement.yml")
+    failures = []
+    script = SIMPLIFIED
+    numbered: list[str] = []
+    for turn in conversation.turns:
+        script = script_after(script, turn)
+        said = "1" if turn.user in ("選1", "確認") else turn.user
+        texts = await user.say(said)
+        numbered += [line for t in texts for line in t.splitlines() if "「" in line]
+        # On WeChat a button "[方案1]" is the line "回覆 1 選擇「方案1」".
+        turn.contains = [
+            f"「{c[1:-1]}」" if c.startswith("[") and c.endswith("]") else c for c in turn.contains
+        ]
+        problems = check_turn(turn, [{"text": t} for t in texts], script)
+        if problems:
+            failures.append(f"{turn.user!r} -> {texts!r}: {problems}")
+    assert not failures, "\n".join(failures)
+    assert "回覆 1 選擇「方案1」" in numbered
+    assert all(line.startswith("回覆 ") for line in numbered if "選擇「" in line)
+    agreements = query(
+        database_url, "SELECT * FROM agreements WHERE conversation_id = :c", c=user.sender
+    )
+    assert len(agreements) == 1
+
+
+async def test_a_staff_reply_reaches_a_hong_kong_wechat_user_in_traditional(
+    user: WeChatUser, rasa_url: str, database_url: str, wechat_api: FakeWeChatApi
+) -> None:
+    texts = await user.say("唔該，我要轉人工")
+    [case] = handoff_cases(database_url, user.sender)
+    joined = "\n".join(texts)
+    assert case["reference"] in joined and "人工協商專員" in joined
+    before = len(wechat_api.sent_to(user.openid))
+    await staff_reply(rasa_url, user.sender, "您好，我是协商专员小李，我们来看看您的情况。")
+    sent = await wechat_api.wait_for(user.openid, before + 1, timeout=10)
+    assert sent[before:] == [convert("您好，我是协商专员小李，我们来看看您的情况。", HONG_KONG)]
+    assert sent[before:] == ["您好，我是協商專員小李，我們來看看您的情況。"]

@@ -12,6 +12,11 @@ A conversation file (`tests/conversations/*.yml`) looks like::
 Each turn's replies are joined into one text; an empty list of replies fails
 the turn. A turn with `no_reply: true` passes only if the bot stays silent (a
 person holds the conversation).
+
+The replies must be in the script the debtor's messages so far call for
+(`bot.domain.script`): in a Simplified conversation no reply may hold a
+Traditional-only character, in a Traditional one no Simplified-only character
+(expected strings are written in the script the debtor gets).
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ from typing import Any
 import yaml
 
 from bot.domain.conduct import conduct_problems
+from bot.domain.script import SIMPLIFIED, follow, marks, to_simplified
 
 CONVERSATIONS_DIR = Path(__file__).resolve().parent.parent / "conversations"
 
@@ -68,10 +74,30 @@ def reply_text(replies: list[dict[str, Any]]) -> str:
     return "\n".join(parts)
 
 
-def check_turn(turn: Turn, replies: list[dict[str, Any]]) -> list[str]:
-    """The problems with `replies` as an answer to `turn` (empty when it passes)."""
+def script_after(script: str, turn: Turn) -> str:
+    """The conversation's script after the debtor's message of `turn` (payloads are neutral)."""
+    return script if turn.user.startswith("/") else follow(script, turn.user)
+
+
+def script_problems(text: str, script: str) -> list[str]:
+    """What of `text` is not in `script`, the script the debtor reads."""
+    traditional, simplified = marks(text)
+    if script == SIMPLIFIED and traditional:
+        return [f"{traditional} Traditional characters in a Simplified conversation"]
+    if script != SIMPLIFIED and simplified:
+        return [f"{simplified} Simplified characters in a {script} conversation"]
+    return []
+
+
+def check_turn(turn: Turn, replies: list[dict[str, Any]], script: str | None = None) -> list[str]:
+    """The problems with `replies` as an answer to `turn` (empty when it passes).
+
+    With `script`, the replies must be written in it.
+    """
     text = reply_text(replies)
     problems = []
+    if script is not None:
+        problems += script_problems(text, script)
     if turn.no_reply and replies:
         problems.append("the bot replied although a person holds the conversation")
     if not replies and not turn.no_reply:
@@ -105,10 +131,12 @@ async def play(client: Any, path: Path, *, understood: bool = True) -> None:
     """
     conversation = load(path)
     failures = []
+    script = SIMPLIFIED
     for index, turn in enumerate(conversation.turns):
         replies = await client.say(turn.user)
-        problems = check_turn(turn, replies)
-        if understood and NOT_UNDERSTOOD in reply_text(replies):
+        script = script_after(script, turn)
+        problems = check_turn(turn, replies, script)
+        if understood and NOT_UNDERSTOOD in to_simplified(reply_text(replies)):
             problems.append(f"the assistant fell back to {NOT_UNDERSTOOD!r}")
         if problems:
             failures.append(format_failure(conversation, index, problems, reply_text(replies)))

@@ -49,6 +49,7 @@ from bot.rasa_ext.channels.webchat_session import (
     WebChatSession,
     session_ids,
 )
+from bot.rasa_ext.reply_script import SCRIPT_KEY
 
 logger = logging.getLogger(__name__)
 
@@ -61,14 +62,26 @@ REDIS_CHANNEL = "webchat-socketio"
 
 
 class WebChatOutput(SocketIOOutput):
-    """Rasa's socket.io output; a staff reply carries the staff member's name."""
+    """Rasa's socket.io output; a staff reply carries the staff member's name.
+
+    Every message also names the script it was written in (`script`,
+    `bot.rasa_ext.reply_script`), so the page shows its own labels in it.
+    """
+
+    _script: str | None = None
 
     async def send_response(self, recipient_id: str, message: dict[str, Any]) -> None:
+        self._script = message.get(SCRIPT_KEY) if isinstance(message.get(SCRIPT_KEY), str) else None
         staff = message.get("staff")
         if staff and message.get("text"):
             await self._send_message(recipient_id, {"text": message["text"], "staff": str(staff)})
             return
         await super().send_response(recipient_id, message)
+
+    async def _send_message(self, socket_id: str, response: Any) -> None:
+        if self._script and isinstance(response, dict):
+            response = {**response, SCRIPT_KEY: self._script}
+        await super()._send_message(socket_id, response)
 
 
 def _share_through_redis(sio: AsyncServer, url: str) -> None:

@@ -106,7 +106,7 @@ class WeChatOutput(OutputChannel):
         self, recipient_id: str, text: str, buttons: list[dict[str, Any]], **kwargs: Any
     ) -> None:
         openid = openid_of(recipient_id)
-        message = {"text": text, "buttons": buttons}
+        message = {"text": text, "buttons": buttons, "script": kwargs.get("script")}
         await self.sender.remember_buttons(openid, [message])
         await self.sender.send(openid, [render_message(message)])
 

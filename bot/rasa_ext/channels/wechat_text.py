@@ -3,6 +3,8 @@
 WeChat official accounts show plain text only: buttons become numbered lines
 ("回复 1 选择「方案1」"), a reply such as "1", "１" or "选1" picks the button
 with that number, and a text message may carry at most 2048 bytes of UTF-8.
+The numbered lines are in the script the message was converted to (its
+`script`, `bot.rasa_ext.reply_script`); "選1", "回覆 2" and "第二個" pick too.
 """
 
 from __future__ import annotations
@@ -11,6 +13,8 @@ import re
 import unicodedata
 from collections.abc import Iterable
 from typing import Any
+
+from bot.domain.script import convert, to_simplified
 
 #: The most a WeChat text message (passive reply or customer-service message) may carry.
 MAX_TEXT_BYTES = 2048
@@ -37,10 +41,11 @@ def utf8_size(text: str) -> int:
     return len(text.encode("utf-8"))
 
 
-def button_lines(buttons: Iterable[dict[str, Any]]) -> list[str]:
-    """The numbered lines that stand for the buttons of one message."""
+def button_lines(buttons: Iterable[dict[str, Any]], script: str | None = None) -> list[str]:
+    """The numbered lines that stand for the buttons of one message, in `script`."""
+    reply, pick = convert("回复", script), convert("选择", script)
     return [
-        f"回复 {number} 选择「{button.get('title') or button.get('payload') or number}」"
+        f"{reply} {number} {pick}「{button.get('title') or button.get('payload') or number}」"
         for number, button in enumerate(buttons, start=1)
     ]
 
@@ -54,7 +59,8 @@ def render_message(message: dict[str, Any]) -> str:
         lines.append(str(message["image"]))
     if message.get("attachment"):
         lines.append(str(message["attachment"]))
-    lines += button_lines(message.get("buttons") or [])
+    script = message.get("script")
+    lines += button_lines(message.get("buttons") or [], script if isinstance(script, str) else None)
     return "\n".join(line for line in lines if line)
 
 
@@ -73,7 +79,7 @@ def last_buttons(messages: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
 
 def parse_choice(text: str) -> int | None:
     """The button number a reply such as "1", "１", "选1" or "第二个" picks, if it is one."""
-    normalized = unicodedata.normalize("NFKC", text).strip(_TRAILING_PUNCTUATION)
+    normalized = to_simplified(unicodedata.normalize("NFKC", text)).strip(_TRAILING_PUNCTUATION)
     match = _CHOICE.match(normalized)
     if not match:
         return None

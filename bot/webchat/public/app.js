@@ -18,9 +18,13 @@
 //   page also asks its channel's `staff_messages` (POST, with its token) for
 //   staff replies: it marks those it shows and adds those it missed while
 //   closed or offline.
+// - Every bot message names the script it was written in (`script`: zh-Hans,
+//   zh-Hant, zh-Hant-TW, zh-Hant-HK); the page shows its own labels in the
+//   script of the latest one (labels.js) and keeps it with the history.
 import { io } from "./vendor/socket.io.esm.min.js";
 import "./vendor/deep-chat.js";
 import { escapeHtml, formatBotText } from "./format.js";
+import { labelsFor, languageOf } from "./labels.js";
 import { MAX_STORED, storedUserText, usableState } from "./privacy.js";
 
 const STORE_KEY = "debt-webchat.v1";
@@ -36,7 +40,7 @@ const statusLine = document.getElementById("status");
 // --- what is kept across reloads ------------------------------------------------------------
 
 function emptyState() {
-  return { sessionId: null, conversationId: null, expiresAt: 0, messages: [], staffAfter: 0 };
+  return { sessionId: null, conversationId: null, expiresAt: 0, messages: [], staffAfter: 0, script: "zh-Hans" };
 }
 
 function loadState() {
@@ -52,6 +56,8 @@ function loadState() {
 }
 
 const state = loadState();
+// The page's words, in the conversation's script.
+let words = labelsFor(state.script);
 
 // The page keeps every message in memory (the chat component's indices are
 // the list's); the device keeps the last MAX_STORED.
@@ -74,17 +80,17 @@ function quickRepliesHtml(message, index) {
         `${message.answered ? " disabled" : ""}>${escapeHtml(button.title)}</button>`,
     )
     .join("");
-  return `<div class="quick-replies" role="group" aria-label="快捷回复">${buttons}</div>`;
+  return `<div class="quick-replies" role="group" aria-label="${escapeHtml(words.quickReplies)}">${buttons}</div>`;
 }
 
 function botHtml(message, index) {
   const from = message.staff
-    ? `<span class="from-staff">人工客服${message.staff === true ? "" : ` ${escapeHtml(message.staff)}`}</span>`
+    ? `<span class="from-staff">${escapeHtml(words.staff)}${message.staff === true ? "" : ` ${escapeHtml(message.staff)}`}</span>`
     : "";
   return (
     `<div class="bot-message${message.staff ? " staff-message" : ""}" data-index="${index}">` +
     from +
-    formatBotText(message.text) +
+    formatBotText(message.text, message.script) +
     quickRepliesHtml(message, index) +
     `</div>`
   );
@@ -136,7 +142,7 @@ function requestSession() {
 
 socket.on("connect", () => {
   confirmed = false;
-  statusLine.textContent = "正在恢复对话…";
+  statusLine.textContent = words.restoring;
   requestSession();
 });
 
@@ -146,7 +152,7 @@ socket.on("session_confirm", (confirm) => {
   const conversationId = typeof confirm?.conversation_id === "string" ? confirm.conversation_id : null;
   if (state.conversationId && conversationId && conversationId !== state.conversationId) {
     // The old session had expired: what is shown stays, the new conversation starts below it.
-    const note = { role: "note", text: "此前的会话已过期，以下是新的对话。", at: Date.now() };
+    const note = { role: "note", text: words.expired, at: Date.now() };
     state.messages.push(note);
     chat?.addMessage(toDeepChat(note, state.messages.length - 1));
     state.staffAfter = 0;
@@ -160,7 +166,7 @@ socket.on("session_confirm", (confirm) => {
   const delay = Math.min(2 ** 31 - 1, Math.max(MIN_REFRESH_MS, halfLife));
   refreshTimer = setTimeout(() => socket.connected && requestSession(), delay);
   confirmed = true;
-  statusLine.textContent = "在线";
+  statusLine.textContent = words.online;
   while (outbox.length) {
     const data = outbox.shift();
     data.session_id = state.sessionId;
@@ -184,11 +190,11 @@ socket.on("session_expired", () => {
 
 socket.on("disconnect", () => {
   confirmed = false;
-  statusLine.textContent = "连接中断，正在重新连接…";
+  statusLine.textContent = words.disconnected;
 });
 
 socket.io.on("reconnect_failed", () => {
-  statusLine.textContent = "无法连接，请检查网络后刷新页面";
+  statusLine.textContent = words.unreachable;
 });
 
 socket.on("bot_uttered", (data) => {
@@ -199,8 +205,10 @@ socket.on("bot_uttered", (data) => {
     .map((b) => ({ title: b.title, payload: b.payload }));
   if (!text && !buttons.length) return;
   hideTyping();
+  if (typeof data.script === "string") useScript(data.script);
   const staff = data.staff || data.metadata?.staff || null;
-  const message = { role: "ai", text, buttons, staff, at: Date.now() };
+  const script = typeof data.script === "string" ? data.script : undefined;
+  const message = { role: "ai", text, buttons, staff, script, at: Date.now() };
   state.messages.push(message);
   saveState();
   chat.addMessage(toDeepChat(message, state.messages.length - 1));
@@ -310,19 +318,19 @@ async function auxiliaryStyle() {
 function label(root) {
   const input = root.querySelector("#text-input");
   if (input) {
-    input.setAttribute("aria-label", "输入消息");
+    input.setAttribute("aria-label", words.input);
     input.setAttribute("role", "textbox");
   }
   const submit = root.querySelector(".input-button, #submit-button, .submit-button");
   if (submit) {
-    submit.setAttribute("aria-label", "发送");
+    submit.setAttribute("aria-label", words.send);
     submit.setAttribute("role", "button");
   }
   const messages = root.querySelector("#messages");
   if (messages) {
     messages.setAttribute("role", "log");
     messages.setAttribute("aria-live", "polite");
-    messages.setAttribute("aria-label", "对话记录");
+    messages.setAttribute("aria-label", words.log);
   }
 }
 
@@ -336,7 +344,7 @@ function createChat(style) {
   const chat = document.createElement("deep-chat");
   chat.id = "chat";
   chat.setAttribute("role", "region");
-  chat.setAttribute("aria-label", "与还款协商助手的对话");
+  chat.setAttribute("aria-label", words.region);
   // deep-chat fetches a font from Google unless its element names another family.
   chat.style.fontFamily = getComputedStyle(document.documentElement).fontFamily;
   chat.chatStyle = {
@@ -352,7 +360,7 @@ function createChat(style) {
   chat.history = state.messages.map(toDeepChat);
   chat.displayLoadingBubble = false;
   chat.textInput = {
-    placeholder: { text: "请输入您想说的话…" },
+    placeholder: { text: words.placeholder },
     characterLimit: MAX_MESSAGE_LENGTH,
     styles: { container: { borderRadius: "18px", boxShadow: "none", border: "1px solid #c4c9d4" } },
   };
@@ -369,7 +377,7 @@ function createChat(style) {
   };
   chat.errorMessages = {
     displayServiceErrorMessages: false,
-    overrides: { default: "网络连接出了问题，请稍后再试。" },
+    overrides: { default: words.networkError },
   };
   chat.htmlClassUtilities = { "quick-reply": { events: { click: onQuickReply } } };
   chat.onComponentRender = () => {
@@ -390,7 +398,41 @@ function createChat(style) {
   return chat;
 }
 
+// --- the page's own words -------------------------------------------------------------------
+
+function showWords() {
+  document.documentElement.lang = languageOf(state.script);
+  document.title = words.title;
+  document.querySelector("header.bar h1").textContent = words.title;
+  document.querySelector("section.notice").setAttribute("aria-label", words.noticeRegion);
+  document.getElementById("notice").textContent = words.notice;
+  const askHuman = document.getElementById("ask-human");
+  askHuman.textContent = words.askHuman;
+  askHuman.setAttribute("aria-label", words.askHumanHint);
+  const forget = document.getElementById("forget");
+  forget.textContent = words.forget;
+  forget.setAttribute("aria-label", words.forgetHint);
+  document.querySelector("#typing > span:last-child").textContent = words.typing;
+  if (confirmed) statusLine.textContent = words.online;
+  const root = chat?.shadowRoot;
+  if (root) {
+    label(root);
+    root.querySelector("#text-input")?.setAttribute("deep-chat-placeholder-text", words.placeholder);
+    chat.setAttribute("aria-label", words.region);
+  }
+}
+
+// Show the page in `script` from now on (the script of the latest bot message).
+function useScript(script) {
+  if (script === state.script) return;
+  state.script = script;
+  words = labelsFor(script);
+  saveState();
+  showWords();
+}
+
 async function start() {
+  showWords();
   const style = await auxiliaryStyle();
   chat = createChat(style);
   document.getElementById("main").appendChild(chat);
@@ -399,12 +441,14 @@ async function start() {
 
 document.getElementById("ask-human").addEventListener("click", () => {
   if (!chat) return;
-  chat.addMessage({ role: "user", text: "转人工" });
-  send("转人工", "转人工", false);
+  // In the debtor's script: a Simplified "转人工" would switch the conversation back.
+  const text = words.askHuman;
+  chat.addMessage({ role: "user", text });
+  send(text, text, false);
 });
 
 document.getElementById("forget").addEventListener("click", () => {
-  if (!window.confirm("清除本机上的聊天记录并开始新的对话？")) return;
+  if (!window.confirm(words.forgetConfirm)) return;
   try {
     localStorage.removeItem(STORE_KEY);
   } catch {

@@ -11,6 +11,11 @@
 //   name as a heading, its key figures as a two-column table, then the full text;
 // - numbered lines "1. 逾期欠款：..." (`utter_terms_*`) -> a two-column table;
 // - anything else: paragraphs, with line breaks kept.
+// The texts may be in Traditional characters (`script`, bot/domain/script.py): they are
+// matched after folding the few Traditional characters the patterns name (還, 個 …)
+// one for one, and the tables' own labels are those of the script (labels.js).
+
+import { labelsFor } from "./labels.js";
 
 const ESCAPES = { "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" };
 
@@ -23,20 +28,29 @@ const SCHEDULE_LINE = new RegExp(`^\\s*(\\d+)\\.\\s+(\\S+)\\s+(${AMOUNT})\\s*(?:
 const NUMBERED_LINE = /^\s*(\d+)\.\s*(.+)$/;
 const OFFER = /^方案(\d+)：([^。]+)。([\s\S]*)$/;
 
-// Key figures of an offer, in the order shown: [label, pattern with one group, unit].
+// Key figures of an offer, in the order shown: [label, pattern with one group, unit]
+// (labels and units are keys of labels.js).
 const OFFER_FIGURES = [
-  ["暂停还款", /暂停还款\s*(\d+)\s*个月/, "个月"],
-  ["还款总额", /(?:共|一次还清|一次还|还清逾期欠款)\s*(AMOUNT)\s*元/, "元"],
-  ["需补还", /逾期的\s*(AMOUNT)\s*元/, "元"],
-  ["期数", /分\s*(\d+)\s*(?:期|个月)/, "期"],
-  ["每月还款", /每月(?:补)?还\s*(AMOUNT)\s*元/, "元"],
-  ["补还期间", /元（(.+?至.+?)）[，；。]/, ""],
-  ["恢复正常月供", /正常月供\s*(AMOUNT)\s*元/, "元"],
-  ["首期", /首期\s*([^，；。\s]+)/, ""],
-  ["末期", /末期\s*([^，；。\s]+)/, ""],
-  ["还款期限", /在\s*(\S+?)\s*前/, "前"],
-  ["减免金额", /减免[^\d，；。]*?(AMOUNT)\s*元/, "元"],
+  ["pause", /暂停还款\s*(\d+)\s*个月/, "unitMonths"],
+  ["total", /(?:共|一次还清|一次还|还清逾期欠款)\s*(AMOUNT)\s*元/, "unitYuan"],
+  ["catchUp", /逾期的\s*(AMOUNT)\s*元/, "unitYuan"],
+  ["instalments", /分\s*(\d+)\s*(?:期|个月)/, "unitInstalments"],
+  ["monthly", /每月(?:补)?还\s*(AMOUNT)\s*元/, "unitYuan"],
+  ["catchUpPeriod", /元（(.+?至.+?)）[，；。]/, ""],
+  ["regularMonthly", /正常月供\s*(AMOUNT)\s*元/, "unitYuan"],
+  ["first", /首期\s*([^，；。\s]+)/, ""],
+  ["last", /末期\s*([^，；。\s]+)/, ""],
+  ["deadline", /在\s*(\S+?)\s*前/, "unitBefore"],
+  ["waiver", /减免[^\d，；。]*?(AMOUNT)\s*元/, "unitYuan"],
 ].map(([label, pattern, unit]) => [label, new RegExp(pattern.source.replaceAll("AMOUNT", AMOUNT)), unit]);
+
+// The Traditional forms of the characters the patterns above name, each one character.
+const FOLD = { 還: "还", 暫: "暂", 個: "个", 補: "补", 減: "减" };
+
+// `text` with those characters in their Simplified form (same length, same positions).
+export function fold(text) {
+  return text.replace(/[還暫個補減]/g, (c) => FOLD[c]);
+}
 
 function paragraphs(text) {
   return text
@@ -56,15 +70,21 @@ export function scheduleRows(lines) {
   return rows.length ? rows : null;
 }
 
-// The key figures of an offer text, or null if it is not an offer.
-export function offerFigures(text) {
+// The key figures of an offer text, or null if it is not an offer; labels in `script`.
+export function offerFigures(text, script) {
+  const words = labelsFor(script);
   const match = OFFER.exec(text.trim());
   if (!match) return null;
   const body = match[3];
+  const folded = fold(body);
   const figures = [];
   for (const [label, pattern, unit] of OFFER_FIGURES) {
-    const found = pattern.exec(body);
-    if (found) figures.push([label, unit ? `${found[1]} ${unit}` : found[1]]);
+    const found = pattern.exec(folded);
+    if (!found) continue;
+    // The captured figure as written (folding keeps every position).
+    const start = found.index + found[0].indexOf(found[1]);
+    const value = body.slice(start, start + found[1].length);
+    figures.push([words[label], unit ? `${value} ${words[unit]}` : value]);
   }
   return { index: match[1], name: match[2], figures, body };
 }
@@ -77,12 +97,13 @@ function table(caption, head, rows, className) {
   return `<table class="${className}">${caption ? `<caption>${escapeHtml(caption)}</caption>` : ""}${header}<tbody>${body}</tbody></table>`;
 }
 
-// HTML for one message of the assistant.
-export function formatBotText(text) {
+// HTML for one message of the assistant, written in `script` (Simplified if not given).
+export function formatBotText(text, script) {
   const source = String(text ?? "").trim();
   if (!source) return "";
+  const words = labelsFor(script);
 
-  const offer = offerFigures(source);
+  const offer = offerFigures(source, script);
   if (offer && offer.figures.length) {
     return (
       `<div class="offer">` +
@@ -101,7 +122,7 @@ export function formatBotText(text) {
       return (
         (heading ? paragraphs(heading.replace(/；?每行：[^）)]*/, "")) : "") +
         `<div class="table-scroll">` +
-        table(null, ["期数", "还款日", "金额（元）"], rows.map((r) => [r.number, r.due, r.amount]), "wc-table wc-schedule") +
+        table(null, [words.headNumber, words.headDue, words.headAmount], rows.map((r) => [r.number, r.due, r.amount]), "wc-table wc-schedule") +
         `</div>`
       );
     }

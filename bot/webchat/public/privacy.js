@@ -11,8 +11,9 @@
 
 export const MAX_STORED = 100;
 
-// The assistant's texts that ask for (or about) the identity details (domain.yml).
-export const IDENTITY_PROMPT = /身份证|手机号|姓名/;
+// The assistant's texts that ask for (or about) the identity details (domain.yml),
+// in Simplified or Traditional characters (Taiwan writes 身分證).
+export const IDENTITY_PROMPT = /身份证|身份證|身分證|手机号|手機號|姓名/;
 
 const DIGIT = "[0-9０-９]";
 const LONG_NUMBER = new RegExp(`${DIGIT}(?:[\\s-]*${DIGIT}){6,}`, "g");
@@ -41,5 +42,6 @@ export function usableState(saved, now) {
     expiresAt,
     messages: saved.messages.slice(-MAX_STORED),
     staffAfter: Number(saved.staffAfter) || 0,
+    script: typeof saved.script === "string" ? saved.script : "zh-Hans",
   };
 }
