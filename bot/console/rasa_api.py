@@ -117,5 +117,9 @@ class RasaClient:
 
     async def resume(self, conversation_id: str) -> None:
         """Run `action_handoff_resume` in the conversation."""
+        await self.execute(conversation_id, RESUME_ACTION)
+
+    async def execute(self, conversation_id: str, action: str) -> None:
+        """Run the custom action `action` in the conversation; its replies go to the debtor."""
         url = self._url(conversation_id, "execute", output_channel="latest")
-        await self._post(url, {"name": RESUME_ACTION})
+        await self._post(url, {"name": action})

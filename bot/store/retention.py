@@ -330,7 +330,8 @@ def purge(
         summary.deleted[table] = 0
     summary.deleted["verification_progress"] = 0
     summary.deleted.update(audit_publications=0, audit_log=0)
-    for table in ("handoff_cases", "collections_referrals", "negotiation_proposals", "agreements"):
+    anonymised = ("handoff_cases", "collections_referrals", "negotiation_proposals", "agreements")
+    for table in (*anonymised, "staff_offers"):
         summary.anonymised[table] = 0
     dbs = _Databases(app_url, tracker_url)
     try:

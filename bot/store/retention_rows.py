@@ -32,6 +32,7 @@ from bot.store.models import (
     VerificationLock,
     VerificationProgress,
 )
+from bot.store.staff_offer_records import StaffOfferRecord
 
 _TRACKER = sa.MetaData()
 #: Rasa's `events` table: the transcript of every conversation.
@@ -62,6 +63,7 @@ CASES = HandoffCase.__table__
 REFERRALS = CollectionsReferral.__table__
 PROPOSALS = NegotiationProposal.__table__
 AGREEMENTS = Agreement.__table__
+STAFF_OFFERS = StaffOfferRecord.__table__
 ATTEMPTS = VerificationAttempt.__table__
 LOCKS = VerificationLock.__table__
 PROGRESS = VerificationProgress.__table__
@@ -301,6 +303,31 @@ def _anonymise_agreements(app: Connection, ids: list[str], dry_run: bool) -> int
     return changed
 
 
+def _anonymise_staff_offers(app: Connection, ids: list[str], dry_run: bool) -> int:
+    """Drop the circumstances and the staff's note from negotiators' offers; figures stay."""
+    terms = STAFF_OFFERS.c.terms
+    # Still holding circumstances or a note (anonymised ones hold `null` and "").
+    content = sa.or_(terms.like(WITH_CIRCUMSTANCES), terms.not_like('%"note": ""%'))
+    query = sa.select(STAFF_OFFERS.c.id, terms).where(
+        STAFF_OFFERS.c.conversation_id.in_(ids), content
+    )
+    changed = 0
+    for offer_id, text in app.execute(query).all():
+        if dry_run:
+            changed += 1
+            continue
+        details = json.loads(text)
+        details["circumstances"] = None
+        details["terms"]["note"] = ""
+        update = (
+            sa.update(STAFF_OFFERS)
+            .where(STAFF_OFFERS.c.id == offer_id, content)
+            .values(terms=json.dumps(details, ensure_ascii=False, sort_keys=True))
+        )
+        changed += int(app.execute(update).rowcount)
+    return changed
+
+
 def app_changes() -> tuple[list[Change], list[Change]]:
     """(deletions, anonymisations) of a conversation's content in the application database."""
     deletions: list[Change] = [
@@ -347,6 +374,7 @@ def app_changes() -> tuple[list[Change], list[Change]]:
             ),
         ),
         ("agreements", _anonymise_agreements),
+        ("staff_offers", _anonymise_staff_offers),
     ]
     return deletions, anonymisations
 

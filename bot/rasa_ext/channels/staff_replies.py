@@ -57,7 +57,9 @@ async def staff_replies(tracker_store: Any, sender_id: str, after: float) -> lis
     for event in tracker.events if tracker else []:
         metadata = getattr(event, "metadata", None) or {}
         if event.type_name == "bot" and "staff" in metadata and event.timestamp > after:
-            messages.append(
-                {"text": event.text, "staff": metadata["staff"], "timestamp": event.timestamp}
-            )
+            message = {"text": event.text, "staff": metadata["staff"], "timestamp": event.timestamp}
+            buttons = (getattr(event, "data", None) or {}).get("buttons")
+            if buttons:  # a negotiator's offer: confirm and decline
+                message["buttons"] = buttons
+            messages.append(message)
     return messages
