@@ -7,8 +7,9 @@
 `serve` reads `DATABASE_URL`, `RASA_URL` (default http://127.0.0.1:5005; an
 internal address, never the public entry), `RASA_JWT_SECRET` (the Rasa servers'
 `--jwt-secret`), `CONSOLE_SECRET_KEY`, `CONSOLE_HOST` (default 127.0.0.1),
-`CONSOLE_PORT` (default 5080) and `CONSOLE_SECURE_COOKIES` (default 1: cookies
-only over HTTPS; 0 for development over plain HTTP). `user add` reads the
+`CONSOLE_PORT` (default 5080), `CONSOLE_SECURE_COOKIES` (default 1: cookies
+only over HTTPS; 0 for development over plain HTTP) and `PAYMENT_PUSH_CLIENTS`
+(the systems that may push payments, `bot.console.payment_push`). `user add` reads the
 password from the terminal twice, or from `CONSOLE_USER_PASSWORD` when that is set.
 """
 
@@ -26,6 +27,7 @@ from collections.abc import Sequence
 from sqlalchemy.exc import DBAPIError
 
 from bot.console.client_address import TRUSTED_PROXIES_VARIABLE, parse_trusted_proxies
+from bot.console.payment_push import PaymentPush
 from bot.console.texts import staff_error
 from bot.domain.vocabulary import STAFF_ROLES
 from bot.profile import require_shared
@@ -157,6 +159,8 @@ def _serve(args: argparse.Namespace, url: str) -> int:
         secure_cookies = secure_cookies_setting(os.environ.get("CONSOLE_SECURE_COOKIES"))
         # A bad list of trusted proxies stops the console here, not at the first sign-in.
         parse_trusted_proxies(os.environ.get(TRUSTED_PROXIES_VARIABLE, ""))
+        # So does a bad list of systems that push payments.
+        PaymentPush.from_env()
     except ValueError as error:
         _error(str(error))
         return BAD_INPUT

@@ -26,6 +26,7 @@ import jinja2
 from aiohttp import web
 
 from bot.console.middlewares import MAX_BODY_BYTES, authenticate, errors, security_headers
+from bot.console.payment_push import PUSH, PaymentPush
 from bot.console.rasa_api import RasaClient
 from bot.console.routes import setup_routes
 from bot.console.sessions import SessionStore
@@ -71,11 +72,13 @@ def create_app(
     secure_cookies: bool = True,
     resume_retry_seconds: float = 10.0,
     rasa_timeout: float = 10.0,
+    payment_push: PaymentPush | None = None,
 ) -> web.Application:
     """The console application on `db`, talking to the Rasa server at `rasa_url`.
 
     `rasa_token` is the Rasa servers' `--jwt-secret`: the console signs a
-    short-lived token with it for each call (`bot.console.rasa_api`).
+    short-lived token with it for each call (`bot.console.rasa_api`). Who may push
+    payments comes from `PAYMENT_PUSH_CLIENTS` unless `payment_push` says.
     """
     app = web.Application(middlewares=[errors, authenticate], client_max_size=MAX_BODY_BYTES)
     app[CONSOLE] = Console(
@@ -84,6 +87,7 @@ def create_app(
         sessions=SessionStore(secret_key, secure=secure_cookies),
         resume_retry_seconds=resume_retry_seconds,
     )
+    app[PUSH] = payment_push or PaymentPush.from_env()
     aiohttp_jinja2.setup(
         app,
         loader=jinja2.FileSystemLoader(TEMPLATES),

@@ -2,7 +2,8 @@
 
 Every route but `/login`, `/health` and the static files needs a signed-in,
 active staff member; every POST needs the session's CSRF token (form field
-`csrf_token` or header `X-CSRF-Token`).
+`csrf_token` or header `X-CSRF-Token`). The machine routes (`MACHINE_PATHS`: the
+payment push) take neither: their handlers check the caller's signature.
 """
 
 from __future__ import annotations
@@ -23,6 +24,8 @@ logger = logging.getLogger(__name__)
 
 MAX_BODY_BYTES = 64 * 1024
 PUBLIC_PATHS = frozenset({"/login", "/health"})
+#: Routes for other systems: no staff session or CSRF token, the handler checks a signature.
+MACHINE_PATHS = frozenset({"/api/payments"})
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 _CSRF_REFUSED = "安全校验失败，请刷新页面后重试"
 
@@ -68,6 +71,9 @@ async def _check_csrf(request: web.Request, session: Session | None) -> None:
 @web.middleware
 async def authenticate(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Load the session and its staff member; refuse anonymous requests and bad CSRF."""
+    if request.path in MACHINE_PATHS:
+        request["session"] = request["staff"] = None
+        return await handler(request)
     console = request.app[CONSOLE]
     session = console.sessions.load(request)
     if session is not None and await staff_accounts.is_revoked(console.db, session.session_id):

@@ -38,6 +38,40 @@ async def put_on_hold(session: AsyncSession, account_ids: Sequence[int]) -> None
     )
 
 
+async def disputed_accounts(
+    session: AsyncSession, *, except_case_id: int | None = None
+) -> set[int]:
+    """The accounts a dispute holds (other than `except_case_id`'s).
+
+    A dispute holds them while its case is open, or closed as `dispute_logged`
+    (staff are investigating).
+    """
+    disputes = sa.select(HandoffCase.summary).where(
+        CASES.c.holds_collection.is_(True),
+        sa.or_(HandoffCase.status != "closed", HandoffCase.outcome == "dispute_logged"),
+    )
+    if except_case_id is not None:
+        disputes = disputes.where(HandoffCase.id != except_case_id)
+    summaries = (await session.execute(disputes)).scalars()
+    return {account for summary in summaries for account in held_accounts(json.loads(summary))}
+
+
+async def still_held(
+    session: AsyncSession, account_id: int, *, except_case_id: int | None = None
+) -> bool:
+    """Whether an active agreement or a dispute (not `except_case_id`'s) holds the account."""
+    agreed = (
+        await session.execute(
+            sa.select(sa.func.count())
+            .select_from(Agreement)
+            .where(Agreement.account_id == account_id, Agreement.status == "active")
+        )
+    ).scalar_one()
+    if agreed:
+        return True
+    return account_id in await disputed_accounts(session, except_case_id=except_case_id)
+
+
 async def lift_holds(session: AsyncSession, case: HandoffCase, held: list[int]) -> list[int]:
     """Lift the dispute holds `case` put on `held`, but not where something else holds.
 
@@ -47,26 +81,7 @@ async def lift_holds(session: AsyncSession, case: HandoffCase, held: list[int]) 
     """
     lifted = []
     for account_id in held:
-        agreed = (
-            await session.execute(
-                sa.select(sa.func.count())
-                .select_from(Agreement)
-                .where(Agreement.account_id == account_id, Agreement.status == "active")
-            )
-        ).scalar_one()
-        other_disputes = (
-            await session.execute(
-                sa.select(HandoffCase.summary).where(
-                    HandoffCase.id != case.id,
-                    CASES.c.holds_collection.is_(True),
-                    sa.or_(HandoffCase.status != "closed", HandoffCase.outcome == "dispute_logged"),
-                )
-            )
-        ).scalars()
-        disputed = any(
-            account_id in held_accounts(json.loads(summary)) for summary in other_disputes
-        )
-        if agreed or disputed:
+        if await still_held(session, account_id, except_case_id=case.id):
             continue
         await session.execute(
             sa.update(Account).where(Account.id == account_id).values(collections_hold=False)

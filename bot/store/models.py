@@ -85,6 +85,8 @@ class Account(Base):
     debtor_id: int = sa.Column(
         sa.Integer, sa.ForeignKey("debtors.id", ondelete="CASCADE"), nullable=False, index=True
     )
+    #: The bank's account number, as the payment feed names the account.
+    account_no: str | None = sa.Column(sa.String(34), nullable=True, unique=True, index=True)
     product: str = sa.Column(sa.String(20), nullable=False)
     currency: str = sa.Column(sa.String(3), nullable=False, default="CNY", server_default="CNY")
     #: The whole remaining principal; for a card, the overdue principal.
@@ -209,6 +211,7 @@ class Agreement(Base):
             name="terms",
         ),
         sa.CheckConstraint("first_due <= last_due", name="dates"),
+        sa.CheckConstraint("status IN ('active', 'completed', 'broken')", name="status"),
     )
 
     id: int = sa.Column(sa.Integer, primary_key=True)
@@ -236,6 +239,8 @@ class Agreement(Base):
     status: str = sa.Column(
         sa.String(20), nullable=False, default="active", server_default="active"
     )
+    #: The (Beijing) day the daily sweep completed or broke it.
+    ended_on: date | None = sa.Column(sa.Date, nullable=True)
     created_at: datetime = sa.Column(UTCDateTime, nullable=False, default=utcnow)
 
     installments: list[AgreementInstallment] = relationship(
@@ -250,6 +255,8 @@ class AgreementInstallment(Base):
     __table_args__ = (
         sa.UniqueConstraint("agreement_id", "number", name="uq_agreement_installments_number"),
         sa.CheckConstraint("number >= 1 AND amount > 0", name="installment"),
+        sa.CheckConstraint("paid_amount >= 0 AND paid_amount <= amount", name="paid"),
+        sa.CheckConstraint("status IN ('due', 'paid', 'late')", name="status"),
     )
 
     id: int = sa.Column(sa.Integer, primary_key=True)
@@ -259,6 +266,9 @@ class AgreementInstallment(Base):
     number: int = sa.Column(sa.Integer, nullable=False)
     due_date: date = sa.Column(sa.Date, nullable=False)
     amount: Decimal = sa.Column(Money, nullable=False)
+    #: What the daily sweep applied to it so far (`payment_allocations`).
+    paid_amount: Decimal = sa.Column(Money, nullable=False, default=Decimal(0), server_default="0")
+    status: str = sa.Column(sa.String(10), nullable=False, default="due", server_default="due")
 
 
 class NegotiationProposal(Base):

@@ -44,6 +44,8 @@ class AccountRecord:
     currency: str = "CNY"
     status: str = "overdue"
     collections_hold: bool = False
+    #: The bank's account number the payment feed uses.
+    account_no: str | None = None
 
     @property
     def overdue_total(self) -> Decimal:
@@ -61,7 +63,7 @@ class DebtorRecord:
 
 
 def _card(
-    principal: str, interest: str, fees: str, days: int, broken: int = 0
+    principal: str, interest: str, fees: str, days: int, broken: int = 0, account_no: str = ""
 ) -> tuple[AccountRecord, ...]:
     amount = Decimal(principal)
     return (
@@ -73,13 +75,17 @@ def _card(
             penalty_fees=Decimal(fees),
             days_past_due=days,
             broken_plans=broken,
+            account_no=account_no or None,
         ),
     )
 
 
 DEMO_DEBTORS: tuple[DebtorRecord, ...] = (
     DebtorRecord(
-        "张伟", "110101199003071234", "13800138000", _card("20000.00", "2860.00", "700.00", 45)
+        "张伟",
+        "110101199003071234",
+        "13800138000",
+        _card("20000.00", "2860.00", "700.00", 45, account_no="6222021001000001"),
     ),
     DebtorRecord(
         "李娜",
@@ -95,6 +101,7 @@ DEMO_DEBTORS: tuple[DebtorRecord, ...] = (
                 days_past_due=62,
                 missed_installments=2,
                 installment_amount=Decimal("3200.00"),
+                account_no="6222021001000002",
             ),
         ),
     ),
@@ -102,11 +109,19 @@ DEMO_DEBTORS: tuple[DebtorRecord, ...] = (
         "王芳",
         "440106197512204321",
         "13700137002",
-        _card("150000.00", "31500.00", "4200.00", 210, broken=2),
+        _card("150000.00", "31500.00", "4200.00", 210, broken=2, account_no="6222021001000003"),
     ),
-    DebtorRecord("刘洋", "510105199512018765", "13600136003", _card("3000.00", "45.00", "0.00", 5)),
     DebtorRecord(
-        "陈静", "330102198202140026", "13500135004", _card("48000.00", "6100.00", "1500.00", 95)
+        "刘洋",
+        "510105199512018765",
+        "13600136003",
+        _card("3000.00", "45.00", "0.00", 5, account_no="6222021001000004"),
+    ),
+    DebtorRecord(
+        "陈静",
+        "330102198202140026",
+        "13500135004",
+        _card("48000.00", "6100.00", "1500.00", 95, account_no="6222021001000005"),
     ),
 )
 
@@ -308,6 +323,7 @@ def _debtor_row(record: DebtorRecord) -> Debtor:
                 status=account.status,
                 collections_hold=account.collections_hold,
                 broken_plans=account.broken_plans,
+                account_no=account.account_no,
             )
         )
     return debtor
@@ -336,8 +352,29 @@ async def insert_debtors(db: Database, records: Sequence[DebtorRecord]) -> int:
 
 
 async def seed_demo(db: Database) -> int:
-    """Insert the demo debtors that are missing; returns how many were added."""
-    return await insert_debtors(db, DEMO_DEBTORS)
+    """Insert the demo debtors that are missing; returns how many were added.
+
+    Demo accounts seeded before accounts had numbers get theirs.
+    """
+    added = await insert_debtors(db, DEMO_DEBTORS)
+    async with db.session() as session:
+        for record in DEMO_DEBTORS:
+            for account in record.accounts:
+                await session.execute(
+                    sa.update(Account)
+                    .where(
+                        Account.__table__.c.account_no.is_(None),
+                        Account.product == account.product,
+                        Account.debtor_id
+                        == sa.select(Debtor.id)
+                        .where(Debtor.__table__.c.mobile == record.mobile)
+                        .scalar_subquery(),
+                    )
+                    .values(account_no=account.account_no)
+                    .execution_options(synchronize_session=False)
+                )
+        await session.commit()
+    return added
 
 
 async def seed_synthetic(db: Database, count: int, seed: int) -> int:

@@ -21,6 +21,7 @@ from bot.store.migrate import upgrade
 from bot.store.models import (
     Base,
 )
+from bot.store.payment_models import Payment  # noqa: F401 (registers the payment tables)
 from bot.store.seed import seed_demo
 
 POSTGRES_URL = os.environ.get("TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")

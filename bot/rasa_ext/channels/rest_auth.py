@@ -29,37 +29,56 @@ open to anyone, with a warning at start-up.
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import json
 import logging
-import re
-import secrets
 import time
 from collections.abc import Callable
 from typing import Any, Protocol
-from urllib.parse import urlsplit
 
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 from sanic.exceptions import SanicException
 from sanic.request import Request
 
+from bot.domain.signing import (
+    INTEGRATOR_HEADER,
+    MIN_SECRET_LENGTH,
+    NONCE_HEADER,
+    SIGNATURE_HEADER,
+    TIMESTAMP_HEADER,
+    WINDOW_SECONDS,
+    MemoryNonces,
+    SignatureRefused,
+    canonical,
+    check_signature,
+    parse_clients,
+    signature,
+    signed_headers,
+)
 from bot.profile import require_shared, scale_profile
 
+#: The signing scheme lives in `bot.domain.signing`; these names are used from here too.
+__all__ = [
+    "INTEGRATOR_HEADER",
+    "MIN_SECRET_LENGTH",
+    "NONCE_HEADER",
+    "SIGNATURE_HEADER",
+    "TIMESTAMP_HEADER",
+    "WINDOW_SECONDS",
+    "MemoryNonces",
+    "Nonces",
+    "RedisNonces",
+    "ReplayCheckUnavailable",
+    "RestAuthenticator",
+    "Unauthorized",
+    "canonical",
+    "parse_integrators",
+    "signature",
+    "signed_headers",
+    "signed_json",
+]
+
 logger = logging.getLogger(__name__)
-
-WINDOW_SECONDS = 300
-MIN_SECRET_LENGTH = 32
-INTEGRATOR_HEADER = "X-Integrator"
-TIMESTAMP_HEADER = "X-Timestamp"
-NONCE_HEADER = "X-Nonce"
-SIGNATURE_HEADER = "X-Signature"
-
-_NAME = re.compile(r"[a-z0-9][a-z0-9_-]{0,31}", re.ASCII)
-_NONCE = re.compile(r"[A-Za-z0-9_-]{16,64}", re.ASCII)
-_TIMESTAMP = re.compile(r"[0-9]{1,12}", re.ASCII)
-_SIGNATURE = re.compile(r"[0-9a-f]{64}", re.ASCII)
 
 
 class Unauthorized(SanicException):
@@ -78,60 +97,7 @@ class ReplayCheckUnavailable(SanicException):
 
 def parse_integrators(value: str) -> dict[str, bytes]:
     """`name:secret,…` as a mapping; ValueError naming the problem otherwise."""
-    integrators: dict[str, bytes] = {}
-    for entry in value.split(","):
-        name, _, secret = entry.strip().partition(":")
-        if not _NAME.fullmatch(name):
-            raise ValueError(
-                "REST_INTEGRATORS: each entry is name:secret, a name 1-32 of a-z 0-9 _ -"
-            )
-        if len(secret) < MIN_SECRET_LENGTH:
-            raise ValueError(
-                f"REST_INTEGRATORS: the secret of {name!r} must have at least "
-                f"{MIN_SECRET_LENGTH} characters"
-            )
-        if name in integrators:
-            raise ValueError(f"REST_INTEGRATORS: {name!r} is named twice")
-        integrators[name] = secret.encode()
-    return integrators
-
-
-def canonical(timestamp: str, nonce: str, method: str, target: str, body: bytes) -> bytes:
-    """What is signed: timestamp, nonce, method, path and query, body hash; one a line."""
-    digest = hashlib.sha256(body).hexdigest()
-    return "\n".join([timestamp, nonce, method.upper(), target, digest]).encode()
-
-
-def signature(
-    secret: bytes, timestamp: str, nonce: str, method: str, target: str, body: bytes
-) -> str:
-    """The hex HMAC-SHA256 of the canonical string."""
-    message = canonical(timestamp, nonce, method, target, body)
-    return hmac.new(secret, message, hashlib.sha256).hexdigest()
-
-
-def signed_headers(
-    name: str,
-    secret: str | bytes,
-    method: str,
-    url: str,
-    body: bytes = b"",
-    *,
-    now: float | None = None,
-    nonce: str | None = None,
-) -> dict[str, str]:
-    """The headers that sign one request to `url` (a full URL, or a path and query)."""
-    parts = urlsplit(url)
-    target = parts.path + (f"?{parts.query}" if parts.query else "")
-    key = secret.encode() if isinstance(secret, str) else secret
-    timestamp = str(int(time.time() if now is None else now))
-    nonce = nonce or secrets.token_urlsafe(18)
-    return {
-        INTEGRATOR_HEADER: name,
-        TIMESTAMP_HEADER: timestamp,
-        NONCE_HEADER: nonce,
-        SIGNATURE_HEADER: signature(key, timestamp, nonce, method, target, body),
-    }
+    return parse_clients(value, "REST_INTEGRATORS")
 
 
 def signed_json(body: Any, url: str, integrators: str = "") -> dict[str, Any]:
@@ -151,23 +117,6 @@ class Nonces(Protocol):
     async def first_use(self, key: str, seconds: int) -> bool:
         """Record `key` for `seconds`; whether it was not recorded already."""
         ...
-
-
-class MemoryNonces:
-    """Used nonces in this process (one server)."""
-
-    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
-        self._until: dict[str, float] = {}
-        self._clock = clock
-
-    async def first_use(self, key: str, seconds: int) -> bool:
-        now = self._clock()
-        if len(self._until) > 10_000:
-            self._until = {k: t for k, t in self._until.items() if t > now}
-        if self._until.get(key, 0.0) > now:
-            return False
-        self._until[key] = now + seconds
-        return True
 
 
 class RedisNonces:
@@ -245,31 +194,18 @@ class RestAuthenticator:
         """
         if not self.required:
             return None
-        headers = request.headers
-        name = headers.get(INTEGRATOR_HEADER, "")
-        timestamp = headers.get(TIMESTAMP_HEADER, "")
-        nonce = headers.get(NONCE_HEADER, "")
-        given = headers.get(SIGNATURE_HEADER, "")
-        if not (name and timestamp and nonce and given):
-            raise Unauthorized(
-                f"sign the request: {INTEGRATOR_HEADER}, {TIMESTAMP_HEADER}, "
-                f"{NONCE_HEADER} and {SIGNATURE_HEADER} are required"
+        try:
+            name, nonce = check_signature(
+                self.integrators,
+                request.headers,
+                request.method,
+                _target(request),
+                request.body,
+                self._clock(),
+                self.window,
             )
-        secret = self.integrators.get(name)
-        if (
-            secret is None
-            or not _TIMESTAMP.fullmatch(timestamp)
-            or not _NONCE.fullmatch(nonce)
-            or not _SIGNATURE.fullmatch(given)
-        ):
-            raise Unauthorized("unknown integrator or malformed signature headers")
-        expected = signature(
-            secret, timestamp, nonce, request.method, _target(request), request.body
-        )
-        if not hmac.compare_digest(given, expected):
-            raise Unauthorized("the signature does not match the request")
-        if abs(self._clock() - int(timestamp)) > self.window:
-            raise Unauthorized(f"the timestamp must be within {self.window} s of the server's time")
+        except SignatureRefused as refused:
+            raise Unauthorized(str(refused)) from None
         if not await self.nonces.first_use(f"{name}:{nonce}", 2 * self.window):
             raise Unauthorized("this nonce was used already: sign every request anew")
         return name
