@@ -167,20 +167,20 @@ BROKEN: dict[str, tuple[str, str, str, str]] = {
     ),
     "a daily job run twice at once": (
         "k8s/daily-jobs.yml",
-        "  concurrencyPolicy: Forbid\n",
-        "  concurrencyPolicy: Allow\n",
+        '  schedule: "30 3 * * *"\n  timeZone: Asia/Shanghai\n  concurrencyPolicy: Forbid\n',
+        '  schedule: "30 3 * * *"\n  timeZone: Asia/Shanghai\n  concurrencyPolicy: Allow\n',
         "bank-retention-purge: concurrencyPolicy must be Forbid",
     ),
     "a daily job on the machine's time zone": (
         "k8s/daily-jobs.yml",
-        "  timeZone: Asia/Shanghai\n",
-        "",
+        '  schedule: "30 3 * * *"\n  timeZone: Asia/Shanghai\n',
+        '  schedule: "30 3 * * *"\n',
         "bank-retention-purge: timeZone must be Asia/Shanghai",
     ),
     "a daily job on an old image": (
         "k8s/daily-jobs.yml",
-        "debt-assistant:0.1.0",
-        "debt-assistant:0.0.9",
+        "purge\n              image: registry.example.com/bank/debt-assistant:0.1.0",
+        "purge\n              image: registry.example.com/bank/debt-assistant:0.0.9",
         "image 'registry.example.com/bank/debt-assistant:0.0.9' is not the Helm values'",
     ),
     "a daily job of a module that does not exist": (
