@@ -194,10 +194,12 @@ def rasa_server_args(
     ]
     if auth_token or jwt_secret:
         args.append("--enable-api")
+    # `--flag=value`: a random secret may begin with "-", which argparse would take
+    # for an option of its own ("expected one argument").
     if auth_token:
-        args += ["--auth-token", auth_token]
+        args.append(f"--auth-token={auth_token}")
     if jwt_secret:
-        args += ["--jwt-secret", jwt_secret, "--jwt-method", "HS256"]
+        args += [f"--jwt-secret={jwt_secret}", "--jwt-method", "HS256"]
     return args
 
 

@@ -6,11 +6,13 @@ the URL; the Rasa command line takes the secret.
 
 from __future__ import annotations
 
+import argparse
 import time
 from pathlib import Path
 
 import jwt
 import pytest
+from rasa.cli.arguments import run
 
 from bot.console.rasa_api import TOKEN_LIFETIME, RasaClient, api_token
 from bot.tools.stack import rasa_server_args
@@ -55,11 +57,20 @@ def test_the_credential_goes_in_the_header_never_in_the_url() -> None:
 def test_rasa_takes_the_jwt_secret_and_the_token_only_when_given() -> None:
     model = Path("models/current.tar.gz")
     jwt_only = rasa_server_args(model, 5005, "endpoints.yml", jwt_secret=SECRET)
-    assert jwt_only[-5:] == ["--enable-api", "--jwt-secret", SECRET, "--jwt-method", "HS256"]
-    assert "--auth-token" not in jwt_only
+    assert jwt_only[-4:] == ["--enable-api", f"--jwt-secret={SECRET}", "--jwt-method", "HS256"]
+    assert not any(arg.startswith("--auth-token") for arg in jwt_only)
     both = rasa_server_args(model, 5005, "endpoints.yml", "token", SECRET)
-    assert both.count("--enable-api") == 1 and both[both.index("--auth-token") + 1] == "token"
+    assert both.count("--enable-api") == 1 and "--auth-token=token" in both
     assert "--enable-api" not in rasa_server_args(model, 5005, "endpoints.yml")
+
+
+def test_a_secret_that_begins_with_a_dash_reaches_rasa_as_its_value() -> None:
+    """`secrets.token_urlsafe` begins with "-" once in 64: Rasa must still start."""
+    args = rasa_server_args(Path("m.tar.gz"), 5005, "e.yml", "-token", "-Secret")
+    parser = argparse.ArgumentParser()
+    run.add_server_arguments(parser)
+    parsed, _ = parser.parse_known_args(args[2:])
+    assert (parsed.jwt_secret, parsed.auth_token) == ("-Secret", "-token")
 
 
 def test_a_web_chat_conversation_id_is_sent_as_rasa_matches_it() -> None:
