@@ -8,7 +8,7 @@ RASA := $(VENV)/bin/rasa
 INSTALLED := $(VENV)/.installed
 MODEL := models/current.tar.gz
 DATA := data stories
-TRAIN_INPUTS := config.yml domain.yml $(shell find data stories -type f 2>/dev/null) $(wildcard bot/rasa_ext/nlu/*.py) \
+TRAIN_INPUTS := config.yml domain.yml $(shell find data stories -type f -not -path 'data/payments/*' 2>/dev/null) $(wildcard bot/rasa_ext/nlu/*.py) \
 	bot/domain/normalize.py bot/domain/critical.py bot/domain/requests.py
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 export SQLALCHEMY_SILENCE_UBER_WARNING ?= 1
@@ -24,7 +24,7 @@ export RASA_CACHE_DIRECTORY ?= $(HOME)/.cache/debt-assistant/rasa-training
 N ?= 2
 M ?= 2
 
-.PHONY: help install train run cluster shell console-user test static tests model-tests lint format unit integration validate nlu-test nlu-crossval core-test e2e cluster-test deploy-check audit browser bench purge clean
+.PHONY: help install train run cluster shell console-user test static tests model-tests lint format unit integration validate nlu-test nlu-crossval core-test e2e cluster-test deploy-check audit browser bench purge sweep payments-import reminders clean
 
 help:
 	@echo "make run    install (first time), train if needed, start the assistant"
@@ -40,6 +40,10 @@ help:
 	@echo "make bench  replies/s and latency: the embedded default and the cluster"
 	@echo "           with 1 and 2 replicas (starts each itself, about 13 minutes)"
 	@echo "make purge  delete or anonymise what is past the policy's retention (DRY_RUN=1: count only)"
+	@echo "make payments-import FILE=data/payments/sample.csv"
+	@echo "           import a payments CSV from the bank's core system"
+	@echo "make sweep  the daily sweep: apply payments, end kept and broken plans, queue reminders"
+	@echo "make reminders  send the WeChat reminders that are due (after the sweep, every few minutes)"
 
 $(INSTALLED): requirements.lock pyproject.toml .ci/setup-venv bot/webchat/package-lock.json \
 		tests/botium/package-lock.json
@@ -187,6 +191,25 @@ bench: $(MODEL)
 # Meant for a daily schedule; several at once are safe. `make purge DRY_RUN=1` changes nothing.
 purge: $(INSTALLED)
 	$(PY) -m bot.store.retention purge $(if $(DRY_RUN),--dry-run)
+
+# Payments from the bank's core system (`account_no,paid_on,amount,reference`) into
+# DATABASE_URL; prints a JSON line, bad rows by line. The same file twice changes nothing.
+payments-import: $(INSTALLED)
+	@test -n "$(FILE)" || { echo "usage: make payments-import FILE=payments.csv [TODAY=YYYY-MM-DD]"; exit 2; }
+	$(PY) -m bot.store.payments import "$(FILE)" $(if $(TODAY),--today $(TODAY))
+
+# The daily sweep for today in Beijing (TODAY=YYYY-MM-DD for another day): payments applied,
+# plans completed or broken, reminders queued; prints a JSON line. Once a day from a
+# scheduled job; a second run of the same day, or several replicas at once, are safe.
+sweep: $(INSTALLED)
+	$(PY) -m bot.store.payments sweep $(if $(TODAY),--today $(TODAY))
+
+# The WeChat reminders that are due (the sweep queues them; web chat and REST ones are shown
+# at the debtor's next visit); prints a JSON line. After the sweep and every few minutes
+# from a schedule: several at once send each reminder once. NOW=2026-12-10T10:00+08:00 to
+# send as of another time.
+reminders: $(INSTALLED)
+	$(PY) -m bot.rasa_ext.reminders send $(if $(NOW),--now $(NOW))
 
 clean:
 	rm -rf models results var .pytest_cache .ruff_cache

@@ -14,6 +14,7 @@ from actions.access import verified_account
 from actions.context import context
 from actions.formatting import full_date, money
 from actions.offers import circumstance_slots, offer_buttons, show_terms
+from actions.plan_state import refuse_second_plan
 from actions.slots import OFFERS, PROMISE_AMOUNT, PROMISE_DATE, SELECTED, STAGE
 from bot.domain.circumstances import (
     circumstances,
@@ -25,6 +26,7 @@ from bot.domain.negotiation import (
     check_promise_in_parts,
 )
 from bot.store.agreements import (
+    ActiveAgreementExists,
     position,
     record_agreement,
 )
@@ -97,16 +99,21 @@ class ActionConfirmAgreement(Action):
             if current is None:
                 return [SlotSet(SELECTED, None), SlotSet(STAGE, None), SlotSet(OFFERS, None)]
             return show_terms(dispatcher, current, account)
-        recorded = await record_agreement(
-            context().database,
-            offer_id=str(selected["offer_id"]),
-            conversation_id=tracker.sender_id,
-            debtor_id=debtor_id,
-            offer=current,
-            account=account,
-            circumstances=circumstances(circumstance_slots(tracker)),
-            today=context().today(),
-        )
+        try:
+            recorded = await record_agreement(
+                context().database,
+                offer_id=str(selected["offer_id"]),
+                conversation_id=tracker.sender_id,
+                debtor_id=debtor_id,
+                offer=current,
+                account=account,
+                circumstances=circumstances(circumstance_slots(tracker)),
+                today=context().today(),
+            )
+        except ActiveAgreementExists:
+            # Another conversation agreed a plan for this account meanwhile.
+            await refuse_second_plan(dispatcher, debtor_id, account.account_id)
+            return [SlotSet(SELECTED, None), SlotSet(STAGE, None), SlotSet(OFFERS, None)]
         dispatcher.utter_message(
             response="utter_agreement_recorded",
             reference=recorded.reference,

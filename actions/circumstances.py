@@ -19,6 +19,7 @@ from actions.context import context
 from actions.escalation import hand_off
 from actions.formatting import money
 from actions.offers import circumstance_slots
+from actions.plan_state import refuse_second_plan
 from actions.slots import FORM, OFFERS, REQUESTED_SLOT, SELECTED, STAGE
 from bot.domain.circumstances import (
     FIELDS,
@@ -245,6 +246,8 @@ async def start_circumstances(
     """
     verified = await verified_account(tracker, debtor_id)
     if verified is not None and verified[1] is not None:
+        if await refuse_second_plan(dispatcher, verified[0], verified[1].account_id):
+            return []
         account = position(verified[1])
         reason = beyond_authority(account, context().policy)
         if reason is not None:

@@ -8,6 +8,7 @@ from rasa_sdk.executor import CollectingDispatcher
 
 from actions.context import context
 from actions.formatting import money
+from actions.plan_state import tell_plan_state
 from bot.store.accounts import AccountSummary, account_summaries, record_disclosure
 from bot.store.identity import is_verified
 
@@ -49,6 +50,7 @@ async def tell_account_status(
         return True
     for account in accounts:
         dispatcher.utter_message(**status_message(account))
-    dispatcher.utter_message(response="utter_account_next_steps")
+    if not await tell_plan_state(dispatcher, debtor_id):
+        dispatcher.utter_message(response="utter_account_next_steps")
     await record_disclosure(db, conversation_id, debtor_id, "account_status")
     return True

@@ -28,12 +28,15 @@ from rasa_sdk.types import DomainDict
 
 from actions.access import verified_debtor
 from actions.context import context
+from actions.plan_state import agreement_record, show_reminders
 from actions.slots import HANDOFF_REFERENCE, OFFERS, REQUESTED_SLOT, SELECTED, STAGE
+from actions.staff_offer_answer import answer_staff_offer
 from bot.domain.clock import BEIJING, weekday_name
 from bot.domain.complaints import complaint_category
 from bot.domain.redaction import redact_nested, redact_text, secrets_in
 from bot.domain.staff_hours import next_staff_opening
 from bot.store.accounts import AccountSummary, account_summaries
+from bot.store.agreement_state import active_agreements
 from bot.store.agreements import account_to_negotiate, latest_agreement, latest_proposal
 from bot.store.cases import OpenedCase, open_case, open_case_of
 
@@ -90,6 +93,10 @@ async def case_summary(
                 "monthly_amount": agreement.monthly_amount,
                 "months": agreement.months,
             }
+        active = await active_agreements(context().database, debtor_id)
+        if active:
+            # A debtor asking to change a plan: the negotiator sees where it stands.
+            summary["active_agreements"] = [agreement_record(state) for state in active]
     circumstances = {
         name: tracker.get_slot(name)
         for name in CIRCUMSTANCE_SLOTS
@@ -258,6 +265,9 @@ class ActionWatchHeldConversation(Action):
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> list[EventType]:
         intent = (tracker.latest_message.get("intent") or {}).get("name")
+        if tracker.is_paused() and intent in ("affirm", "deny"):
+            # The answer to a negotiator's offer (actions.staff_offer_answer).
+            return await answer_staff_offer(dispatcher, tracker, intent) or []
         if not tracker.is_paused() or intent != "express_distress":
             return []
         support_in_distress(dispatcher, tracker)
@@ -396,5 +406,8 @@ class ActionSessionStart(Action):
         case = await open_case_of(context().database, tracker.sender_id)
         if case is not None:
             events += [SlotSet(HANDOFF_REFERENCE, case.reference), ConversationPaused()]
+        else:
+            # The web chat or REST reminders queued for this conversation: shown at the visit.
+            await show_reminders(dispatcher, tracker.sender_id)
         events.append(ActionExecuted("action_listen"))
         return events

@@ -21,6 +21,7 @@ from actions.access import verified_account
 from actions.context import context
 from actions.escalation import hand_off
 from actions.formatting import full_date, money, schedule_lines
+from actions.plan_state import refuse_second_plan
 from actions.slots import FORM, OFFERS, SELECTED, STAGE
 from actions.verification import start_verification
 from bot.domain.circumstances import (
@@ -205,6 +206,8 @@ class ActionOfferPlans(Action):
         if summary is None:
             dispatcher.utter_message(response="utter_no_accounts")
             return []
+        if await refuse_second_plan(dispatcher, debtor_id, summary.account_id):
+            return [SlotSet(OFFERS, None), SlotSet(SELECTED, None), SlotSet(STAGE, None)]
         if found is None:
             return [FollowupAction(FORM)]
         assessment = assess(position(summary), found, context().today(), context().policy)
@@ -243,6 +246,15 @@ def show_terms(
     dispatcher: CollectingDispatcher, offer: Offer, account: AccountPosition
 ) -> list[EventType]:
     """The agreement's full terms, then a request for explicit confirmation."""
+    send_terms(dispatcher, offer, account)
+    return [
+        SlotSet(SELECTED, {"offer_id": uuid.uuid4().hex, "offer": offer.to_dict()}),
+        SlotSet(STAGE, "confirming"),
+    ]
+
+
+def send_terms(dispatcher: CollectingDispatcher, offer: Offer, account: AccountPosition) -> None:
+    """The terms of `offer` and the confirm and decline buttons (a negotiator's offers too)."""
     values = {**account_values(account), **offer_values(offer)}
     in_parts = offer.plan == "promise_to_pay" and not offer.one_off
     if in_parts:
@@ -259,10 +271,6 @@ def show_terms(
         missed = "promise_parts" if in_parts else "installment"
     dispatcher.utter_message(response=f"utter_terms_missed_{missed}")
     dispatcher.utter_message(response="utter_confirm_terms")
-    return [
-        SlotSet(SELECTED, {"offer_id": uuid.uuid4().hex, "offer": offer.to_dict()}),
-        SlotSet(STAGE, "confirming"),
-    ]
 
 
 class ActionChoosePlan(Action):

@@ -18,6 +18,7 @@ from rasa_sdk.types import DomainDict
 from actions.access import verified_account
 from actions.context import context
 from actions.formatting import full_date, money, schedule_lines
+from actions.plan_state import refuse_second_plan
 from actions.slots import PROMISE_AMOUNT, PROMISE_DATE, SELECTED, STAGE
 from actions.verification import start_verification
 from bot.domain.circumstances import (
@@ -39,6 +40,10 @@ async def start_promise(
     dispatcher: CollectingDispatcher, tracker: Tracker, debtor_id: int
 ) -> list[EventType]:
     """After verification: check the promised date and amount, or ask for the date."""
+    verified = await verified_account(tracker, debtor_id)
+    if verified is not None and verified[1] is not None:
+        if await refuse_second_plan(dispatcher, verified[0], verified[1].account_id):
+            return [SlotSet(PROMISE_DATE, None), SlotSet(PROMISE_AMOUNT, None)]
     if not tracker.get_slot(PROMISE_DATE):
         return [FollowupAction("promise_form")]
     return await promise_terms(dispatcher, tracker, debtor_id)
@@ -76,10 +81,12 @@ async def promise_terms(
     verified = await verified_account(tracker, debtor_id)
     if verified is None:
         return await start_verification(dispatcher, tracker, "promise_to_pay")
-    _, summary = verified
+    debtor, summary = verified
     if summary is None:
         dispatcher.utter_message(response="utter_no_accounts")
         return []
+    if await refuse_second_plan(dispatcher, debtor, summary.account_id):
+        return [SlotSet(PROMISE_DATE, None), SlotSet(PROMISE_AMOUNT, None)]
     account = position(summary)
     try:
         due = date.fromisoformat(str(tracker.get_slot(PROMISE_DATE)))

@@ -11,6 +11,7 @@ from actions.circumstances import start_circumstances
 from actions.context import context
 from actions.disclosure import tell_account_status
 from actions.escalation import hand_off
+from actions.plan_state import tell_broken_plan
 from actions.promise import start_promise
 from actions.schedule import tell_schedule
 from actions.slots import ACTING_FOR_ANOTHER, DEBTOR_ID, IDENTITY_SLOTS, PENDING_REQUEST, VERIFIED
@@ -83,6 +84,8 @@ class ActionVerifyIdentity(Action):
             dispatcher.utter_message(
                 response="utter_verified", masked_phone=mask_mobile(phone or "")
             )
+            if result.debtor_id is not None:
+                await tell_broken_plan(dispatcher, tracker.sender_id, result.debtor_id)
             events: list[EventType] = [
                 SlotSet(VERIFIED, True),
                 SlotSet(DEBTOR_ID, result.debtor_id),

@@ -10,6 +10,7 @@ from rasa_sdk.types import DomainDict
 from actions.access import verified_debtor
 from actions.context import context
 from actions.formatting import money, schedule_lines
+from actions.plan_state import tell_plan_state
 from actions.verification import start_verification
 from bot.store.agreements import (
     latest_agreement,
@@ -55,4 +56,5 @@ async def _schedule(dispatcher: CollectingDispatcher, debtor_id: int) -> list[Ev
         currency=agreement.currency,
         schedule=lines,
     )
+    await tell_plan_state(dispatcher, debtor_id)
     return []

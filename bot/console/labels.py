@@ -116,3 +116,51 @@ def duration(seconds: float) -> str:
         return f"{hours} 小时 {minutes} 分钟"
     days, hours = divmod(hours, 24)
     return f"{days} 天 {hours} 小时"
+
+
+#: Staff offers: plans, states and the role limits an offer can exceed.
+PLANS = {
+    "personalized_installment": "个性化分期（停息挂账）",
+    "loan_extension": "贷款延期",
+    "fee_waiver": "减免罚息一次还清",
+    "lump_sum_settlement": "一次性结清",
+    "promise_to_pay": "承诺还款",
+}
+OFFER_STATUSES = {
+    "awaiting_approval": "待主管审批",
+    "approved": "已批准，待发送",
+    "sent": "已发送，等待债务人确认",
+    "accepted": "债务人已确认，协议已登记",
+    "declined": "债务人已拒绝",
+    "expired": "债务人未在期限内答复，已过期",
+    "changed": "确认时账户数字已变化，未登记",
+    "superseded": "已被新方案取代",
+}
+LIMITS = {"waiver": "减免金额", "months": "期数", "interest_share": "利息减免比例"}
+#: Why the assistant left a case to a negotiator (`negotiation_proposals.reason`).
+PROPOSAL_REASONS = {
+    "broken_plans": "曾多次未履行还款方案",
+    "no_affordable_plan": "没有可用于还款的收入",
+    "unaffordable": "可承受金额不足以在期限内还清",
+    "waiver_too_large": "减免金额超出助手权限",
+    "term_too_long": "期限超出助手权限",
+}
+PROPOSAL_STATUSES = {"pending": "待处理", "accepted": "已达成协议"}
+
+
+#: The script a debtor reads (`bot.domain.script`), as the reply box says it.
+READING_SCRIPTS = {
+    "zh-Hant": "该债务人使用繁体字：您的回复将自动转换为繁体字后发送。",
+    "zh-Hant-TW": "该债务人使用繁体字（台湾用语）：您的回复将自动转换为繁体字后发送。",
+    "zh-Hant-HK": "该债务人使用繁体字（香港用语）：您的回复将自动转换为繁体字后发送。",
+}
+
+
+#: Agreements after the sweep: their states and their installments'.
+AGREEMENT_STATUSES = {
+    "active": "执行中",
+    "completed": "已完成",
+    "broken": "已中止（违约）",
+    "replaced": "已由新方案取代",
+}
+INSTALLMENT_STATUSES = {"due": "待还", "paid": "已还清", "late": "已逾期"}

@@ -6,7 +6,9 @@ from pathlib import Path
 
 from aiohttp import web
 
-from bot.console import api, views
+from bot.console import api, payment_push, views
+from bot.console.agreement_pages import setup_agreement_routes
+from bot.console.offer_pages import setup_offer_routes
 
 STATIC = Path(__file__).resolve().parent / "static"
 #: A case's or a referral's id in a path.
@@ -38,5 +40,9 @@ def setup_routes(app: web.Application) -> None:
     routes.add_post(f"/api/cases/{CASE_ID}/close", api.api_close)
     routes.add_get("/api/referrals", api.api_referrals)
     routes.add_post(f"/api/referrals/{CASE_ID}/acknowledge", api.api_acknowledge)
+    setup_offer_routes(app, CASE_ID)
+    setup_agreement_routes(app, CASE_ID)
+
+    routes.add_post(payment_push.PATH, payment_push.push_payments)
 
     routes.add_static("/static/", STATIC, show_index=False, follow_symlinks=False)

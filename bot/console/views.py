@@ -10,6 +10,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from bot.console import cases, labels
+from bot.console.agreement_pages import case_agreements
 from bot.console.client_address import client_address_of
 from bot.console.handling import (
     Problem,
@@ -25,9 +26,10 @@ from bot.console.handling import (
 from bot.console.sessions import MAX_AGE_SECONDS, SessionStore
 from bot.console.state import console_of
 from bot.domain.vocabulary import HANDOFF_OUTCOMES
-from bot.store import audit, referrals
+from bot.store import audit, referrals, staff_offers
 from bot.store import staff as staff_accounts
 from bot.store.cases import CaseView
+from bot.store.engine import Database
 
 
 async def login_page(request: web.Request) -> web.Response:
@@ -127,8 +129,24 @@ async def _case_page(
         "note": note,
         "close_error": close_error,
         "max_reply": cases.MAX_REPLY_CHARACTERS,
+        "reading_note": cases.reading_note(events),
+        "agreements": await case_agreements(console_of(request).db, case),
+        "offers": await _case_offers(console_of(request).db, case.id),
     }
     return render(request, "case.html", context, status=status)
+
+
+async def _case_offers(db: Database, case_id: int) -> list[dict[str, str]]:
+    """The case's offers and where each stands: declined, expired or changed show here too."""
+    await staff_offers.expire_offers(db)
+    return [
+        {
+            "reference": offer.reference,
+            "status": offer.status,
+            "status_label": labels.OFFER_STATUSES.get(offer.status, offer.status),
+        }
+        for offer in await staff_offers.offers_of_case(db, case_id)
+    ]
 
 
 async def case_page(request: web.Request) -> web.Response:

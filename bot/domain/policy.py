@@ -32,7 +32,7 @@ from pydantic import (
 )
 
 from bot.domain.critical import RULE_INTENTS, CriticalMessages, Rule, compile_patterns
-from bot.domain.vocabulary import HANDOFF_REASONS, PLANS, PRODUCTS
+from bot.domain.vocabulary import HANDOFF_REASONS, PLANS, PRODUCTS, STAFF_ROLES
 
 #: The policy the assistant uses unless `NEGOTIATION_POLICY` names another file.
 DEFAULT_POLICY_PATH = Path(__file__).resolve().parents[1] / "policies" / "negotiation.yml"
@@ -140,6 +140,47 @@ class Authority(_Section):
     max_broken_plans: conint(ge=0)  # type: ignore[valid-type]
 
 
+#: The plans a negotiator may build in the console (a loan extension's pause is not one).
+STAFF_PLANS = ("personalized_installment", "lump_sum_settlement", "fee_waiver", "promise_to_pay")
+
+
+class StaffRoleLimits(_Section):
+    """What one staff role may agree to without a second pair of eyes."""
+
+    max_waiver: Money  # type: ignore[valid-type]
+    max_months: Months  # type: ignore[valid-type]
+    #: Share of the account's interest the waiver may cover (fees are waived first).
+    max_interest_waiver_share: Share  # type: ignore[valid-type]
+
+
+class StaffAuthority(_Section):
+    """Offers negotiators build from a proposal: role limits, approval and expiry."""
+
+    plans: tuple[str, ...]
+    #: An offer sent to the debtor and not answered within this many days expires.
+    offer_expiry_days: Days  # type: ignore[valid-type]
+    #: The first payment falls due at most this many days after the offer is built.
+    max_first_due_days: Days  # type: ignore[valid-type]
+    roles: dict[str, StaffRoleLimits]
+
+    @validator("plans")
+    def _known_plans(cls, value: tuple[str, ...]) -> tuple[str, ...]:  # noqa: N805
+        unknown = sorted(set(value) - set(STAFF_PLANS))
+        if unknown or not value:
+            raise ValueError(f"list one or more of {', '.join(STAFF_PLANS)}")
+        return value
+
+    @validator("roles")
+    def _every_role(cls, value: dict[str, StaffRoleLimits]) -> dict[str, StaffRoleLimits]:  # noqa: N805
+        if sorted(value) != sorted(STAFF_ROLES):
+            raise ValueError(f"give limits to exactly {', '.join(STAFF_ROLES)}")
+        low, high = value["negotiator"], value["supervisor"]
+        names = ("max_waiver", "max_months", "max_interest_waiver_share")
+        if any(getattr(low, name) > getattr(high, name) for name in names):
+            raise ValueError("a supervisor's limits must be at least a negotiator's")
+        return value
+
+
 class StaffHours(_Section):
     """When negotiators answer, in Beijing time; outside these a case waits in the queue."""
 
@@ -230,6 +271,53 @@ class Retention(_Section):
         return values
 
 
+class QuietHours(_Section):
+    """No outbound contact from `starts` until `ends` (Beijing time; may span midnight)."""
+
+    starts: time
+    ends: time
+
+    @root_validator(skip_on_failure=True)
+    def _not_empty(cls, values: dict[str, Any]) -> dict[str, Any]:  # noqa: N805
+        if values["starts"] == values["ends"]:
+            raise ValueError("starts and ends are the same time: give a window of quiet hours")
+        return values
+
+
+class ReminderRetry(_Section):
+    """A reminder that could not be delivered is tried again after a growing wait."""
+
+    max_attempts: conint(strict=True, ge=1, le=20)  # type: ignore[valid-type]
+    #: The wait after the first failure; it doubles after each further one.
+    backoff_minutes: conint(strict=True, ge=1, le=1440)  # type: ignore[valid-type]
+    max_backoff_minutes: conint(strict=True, ge=1, le=10080)  # type: ignore[valid-type]
+
+    @root_validator(skip_on_failure=True)
+    def _cap_above_first(cls, values: dict[str, Any]) -> dict[str, Any]:  # noqa: N805
+        if values["max_backoff_minutes"] < values["backoff_minutes"]:
+            raise ValueError("max_backoff_minutes is shorter than backoff_minutes")
+        return values
+
+
+class Lifecycle(_Section):
+    """After the agreement: reminders before due dates (see `bot.domain.reminders`)."""
+
+    #: An installment still unpaid this many days after its due date breaks the agreement
+    #: (see `bot.domain.payments`).
+    grace_days: conint(strict=True, ge=0, le=60) = 3  # type: ignore[valid-type]
+
+    #: A reminder is queued this many days before each installment's due date.
+    reminder_days_before: conint(strict=True, ge=0, le=30) = 3  # type: ignore[valid-type]
+    quiet_hours: QuietHours = QuietHours(starts=time(21, 0), ends=time(8, 0))
+    #: At most this many reminders and notices per debtor in any seven days.
+    reminders_per_week: conint(strict=True, ge=0, le=21) = 2  # type: ignore[valid-type]
+    #: No reminder for this many days after a debtor's message of distress.
+    distress_days: conint(strict=True, ge=0, le=365) = 30  # type: ignore[valid-type]
+    retry: ReminderRetry = ReminderRetry(
+        max_attempts=5, backoff_minutes=10, max_backoff_minutes=720
+    )
+
+
 Pattern = constr(min_length=1)
 
 
@@ -286,11 +374,13 @@ class Policy(_Section):
     lump_sum_settlement: LumpSumSettlement
     promise_to_pay: PromiseToPay
     authority: Authority
+    staff_authority: StaffAuthority
     ranking: tuple[str, ...]
     #: domain.yml has choice buttons for one to three offers.
     max_offers: conint(ge=1, le=3)  # type: ignore[valid-type]
     escalation: Escalation
     retention: Retention
+    lifecycle: Lifecycle = Lifecycle()
     critical_messages: CriticalMessagesSection
 
     @validator("ranking")

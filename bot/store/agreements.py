@@ -17,6 +17,7 @@ from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.domain.negotiation import AccountPosition, Circumstances, Installment, Offer, Proposal
 from bot.store import audit, encoding
@@ -144,8 +145,14 @@ async def record_agreement(
     account: AccountPosition,
     circumstances: Circumstances | None,
     today: date,
+    replaces_active: bool = False,
 ) -> RecordedAgreement:
-    """Store a confirmed offer, hold collections on the account and audit it, atomically."""
+    """Store a confirmed offer, hold collections on the account and audit it, atomically.
+
+    With `replaces_active` (a negotiator's new plan for an account that has one), the
+    account's active agreement ends as `replaced` on `today` in the same transaction;
+    otherwise an active agreement on the account raises `ActiveAgreementExists`.
+    """
     if not offer_id or len(offer_id) > MAX_OFFER_ID_CHARS:
         raise ValueError("offer_id must be 1-64 characters")
     if offer.account_id != account.account_id:
@@ -164,6 +171,8 @@ async def record_agreement(
             )
             if owner != debtor_id:
                 raise ValueError("the account does not belong to this debtor")
+            if replaces_active:
+                await _replace_active(session, account.account_id, conversation_id, today)
             row = Agreement(
                 reference=encoding.reference(AGREEMENT_PREFIX, today),
                 offer_id=offer_id,
@@ -214,11 +223,54 @@ async def record_agreement(
     except IntegrityError:
         existing = await _load(db, sa.select(Agreement).where(Agreement.offer_id == offer_id))
         if existing is None:
+            if await _active_on(db, account.account_id):
+                raise ActiveAgreementExists(account.account_id) from None
             raise
         return existing
     recorded = await _load(db, sa.select(Agreement).where(Agreement.offer_id == offer_id))
     assert recorded is not None
     return recorded
+
+
+async def _replace_active(
+    session: AsyncSession, account_id: int, conversation_id: str, today: date
+) -> None:
+    """End the account's active agreement as `replaced`, audited with its reference."""
+    active = (
+        await session.execute(
+            sa.select(Agreement.id, Agreement.reference, Agreement.debtor_id).where(
+                Agreement.account_id == account_id, Agreement.status == "active"
+            )
+        )
+    ).all()
+    for agreement_id, reference, debtor_id in active:
+        await session.execute(
+            sa.update(Agreement)
+            .where(Agreement.id == agreement_id, Agreement.status == "active")
+            .values(status="replaced", ended_on=today)
+        )
+        await audit.record(
+            session,
+            audit.BOT_ACTOR,
+            "agreement_replaced",
+            conversation_id,
+            debtor_id,
+            {"reference": reference, "account_id": account_id},
+        )
+
+
+class ActiveAgreementExists(ValueError):
+    """The account has an active agreement or promise already: one per account."""
+
+
+async def _active_on(db: Database, account_id: int) -> bool:
+    async with db.session() as session:
+        found = await session.scalar(
+            sa.select(Agreement.id).where(
+                Agreement.account_id == account_id, Agreement.status == "active"
+            )
+        )
+    return found is not None
 
 
 async def latest_agreement(db: Database, debtor_id: int) -> RecordedAgreement | None:

@@ -211,7 +211,9 @@ class Agreement(Base):
             name="terms",
         ),
         sa.CheckConstraint("first_due <= last_due", name="dates"),
-        sa.CheckConstraint("status IN ('active', 'completed', 'broken')", name="status"),
+        sa.CheckConstraint(
+            "status IN ('active', 'completed', 'broken', 'replaced')", name="status"
+        ),
     )
 
     id: int = sa.Column(sa.Integer, primary_key=True)

@@ -345,6 +345,8 @@ async def accept_offer(
         account=account,
         circumstances=circumstances,
         today=today,
+        # A negotiator's plan for an account that has one is its change, as agreed.
+        replaces_active=True,
     )
     now = utcnow()
     async with db.session() as session:

@@ -167,6 +167,30 @@ def _fresh_verification_state(request: pytest.FixtureRequest) -> Iterator[None]:
         engine.dispose()
 
 
+@pytest.fixture(autouse=True)
+def _no_active_agreement_after_a_test(request: pytest.FixtureRequest) -> Iterator[None]:
+    """End the agreements and promises a test left active.
+
+    An account has at most one active agreement, and the demo debtors agree
+    plans in many tests: each test starts with none active (the rows stay).
+    """
+    yield
+    if "database_url" not in request.fixturenames:
+        return
+    url = sync_url(request.getfixturevalue("database_url"))
+    engine = sa.create_engine(url, future=True)
+    try:
+        with engine.begin() as connection:
+            connection.execute(
+                sa.text(
+                    "UPDATE agreements SET status = 'completed', ended_on = CURRENT_DATE"
+                    " WHERE status = 'active'"
+                )
+            )
+    finally:
+        engine.dispose()
+
+
 @pytest.fixture
 async def client(rasa_url: str) -> Any:
     async with aiohttp.ClientSession() as session:

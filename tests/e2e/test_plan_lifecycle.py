@@ -32,7 +32,7 @@ from bot.domain.policy import load_policy
 from bot.tools.stack import ROOT
 from tests.support.conversations import CONVERSATIONS_DIR, play, reply_text
 from tests.support.rasa_api import RestClient
-from tests.support.records import execute, query
+from tests.support.records import execute, free_to_remind, query
 
 pytestmark = pytest.mark.e2e
 
@@ -114,6 +114,8 @@ def fresh_accounts(database_url: str) -> Iterator[None]:
     """张伟's and 刘洋's accounts without another active plan (earlier tests of the session
     record some); accounts, plans and the days swept put back as they were after."""
     numbers = {"z": ZHANG, "l": LIU}
+    for mobile in ("13800138000", "13600136003"):
+        free_to_remind(database_url, mobile)
     accounts = query(
         database_url,
         "SELECT id, collections_hold, broken_plans FROM accounts WHERE account_no IN (:z, :l)",

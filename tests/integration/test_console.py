@@ -14,6 +14,7 @@ import json
 import os
 import re
 import socket
+import sqlite3
 import subprocess
 import sys
 import urllib.parse
@@ -32,6 +33,7 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from bot.console import __main__ as cli
 from bot.console.app import create_app
+from bot.console.middlewares import MACHINE_PATHS
 from bot.console.rasa_api import PATH_SAFE
 from bot.console.state import CONSOLE
 from bot.console.texts import CASE_ERRORS
@@ -40,7 +42,7 @@ from bot.store.engine import REPO_ROOT, Database
 from bot.store.models import CollectionsReferral, HandoffCase, StaffMember
 from bot.store.worklist import CASE_ERROR_CODES
 from tests.support.staff import cheap_argon2
-from tests.support.tracker_events import bot_event, make_tracker_db, user_event
+from tests.support.tracker_events import bot_event, make_tracker_db, user_event, write_events
 
 PASSWORD = "correct horse battery"
 RASA_TOKEN = "rasa-jwt-secret-of-at-least-32-bytes"
@@ -402,13 +404,14 @@ def _routes(app: web.Application, case_id: int) -> list[tuple[str, str]]:
 async def test_no_page_or_api_call_works_without_a_session(console: Console) -> None:
     case_id = await add_case(console.db, CONVERSATION)
     routes = _routes(console.app, case_id)
-    assert len(routes) == 21
+    # 10: the offer pages and their API (offer_pages.py); 3: the agreements (agreement_pages.py)
+    assert len(routes) == 22 + 10 + 3
     forged = await console.client()
     anonymous = await console.client()
     checked = 0
     for method, path in routes:
-        if path in ("/login", "/health"):
-            continue
+        if path in ("/login", "/health") or path in MACHINE_PATHS:
+            continue  # the machine routes check a signature instead (test_payment_push.py)
         for client, headers in (
             (anonymous, {}),
             (forged, {"Cookie": "console_session=eyJzIjoxfQ.forged.signature"}),
@@ -423,7 +426,8 @@ async def test_no_page_or_api_call_works_without_a_session(console: Console) -> 
                 assert response.status == 302, (method, path)
                 assert response.headers["Location"] == "/login"
             checked += 1
-    assert checked == 36
+    # Every route but the two of /login, /health and the payments push, by both clients.
+    assert checked == 2 * (35 - 4)
     assert (await case_row(console.db, case_id)).status == "waiting"
     assert console.rasa.requests == []
 
@@ -1197,3 +1201,25 @@ async def test_sessions_signed_with_another_key_are_ignored(
 def test_every_refusal_of_the_store_has_a_text_for_staff() -> None:
     assert set(CASE_ERRORS) == set(CASE_ERROR_CODES)
     assert all(CASE_ERRORS.values())
+
+
+async def test_the_case_page_says_when_the_debtor_reads_traditional(
+    console: Console, tracker_db: Path
+) -> None:
+    case_id, alice, _ = await claimed_case(console)
+    page = await (await alice.get(f"/cases/{case_id}")).text()
+    assert 'id="reading-script"' not in page
+    connection = sqlite3.connect(tracker_db)
+    try:
+        write_events(
+            connection,
+            [
+                (CONVERSATION, "user", 3, user_event("卡債繳不出來了")),
+                (CONVERSATION, "bot", 4, bot_event("我們來看看協商還款", {"script": "zh-Hant-TW"})),
+            ],
+        )
+    finally:
+        connection.close()
+    page = await (await alice.get(f"/cases/{case_id}")).text()
+    assert "该债务人使用繁体字（台湾用语）" in page
+    assert "我們來看看協商還款" in page  # the transcript shows what the debtor read

@@ -29,6 +29,9 @@ from bot.store.models import (
     Debtor,
     to_money,
 )
+from bot.store.payment_models import Payment  # noqa: F401 (its tables)
+from bot.store.reminder_models import Reminder  # noqa: F401 (its tables)
+from bot.store.staff_offers import StaffOfferRecord  # noqa: F401 (its table)
 from tests.support.database import BACKENDS, T0, migrated_url
 
 TABLES = {
@@ -47,6 +50,12 @@ TABLES = {
     "handoff_cases",
     "collections_referrals",
     "audit_publications",
+    "payments",
+    "payment_allocations",
+    "sweep_runs",
+    "reminders",
+    "plan_end_notices",
+    "staff_offers",
 }
 
 
@@ -78,7 +87,7 @@ async def test_migration_creates_the_tables_at_head(db: Database) -> None:
         tables = await connection.run_sync(lambda sync: set(sa.inspect(sync).get_table_names()))
         version = await connection.execute(sa.text("SELECT version_num FROM alembic_version"))
     assert tables == TABLES | {"alembic_version"}
-    assert version.scalar_one() == "0005"
+    assert version.scalar_one() == "0008"
 
 
 async def test_models_match_the_migration(db: Database) -> None:

@@ -37,6 +37,7 @@ from bot.store.models import (
     NegotiationProposal,
     StaffMember,
 )
+from tests.support.agreements import add_agreement
 from tests.support.staff import cheap_argon2
 from tests.support.staff_offers import CIRCUMSTANCES, ProposalCase, proposal_case
 
@@ -198,6 +199,37 @@ async def test_confirmed_twice_records_once_with_schedule_hold_proposal_and_case
     assert actions.count("agreement_recorded") == 1
     assert actions.count("staff_offer_accepted") == 1
     assert actions.count("handoff_closed") == 1
+
+
+async def test_a_confirmed_offer_replaces_the_accounts_active_plan(
+    db: Database, wang_fang: ProposalCase, members: dict[str, StaffMember]
+) -> None:
+    """A debtor who asked to change their plan: the negotiator's plan takes its place."""
+    old_id = await add_agreement(
+        db, wang_fang.debtor_id, wang_fang.account_id, [(beijing_today(), "500.00")]
+    )
+    offer = await _create(db, wang_fang, members["alice"], months=36, note="调整原方案")
+    sent = await store.mark_sent(db, offer.id, members["alice"], current_policy())
+    [summary] = [a for a in await account_summaries(db, wang_fang.debtor_id) if a.account_id]
+    account = position(summary)
+    current = recompute(
+        sent.offer_terms, account, sent.circumstances, beijing_today(), current_policy()
+    )
+    assert current is not None
+    recorded = await store.accept_offer(
+        db,
+        sent,
+        offer=current,
+        account=account,
+        circumstances=sent.circumstances,
+        today=beijing_today(),
+    )
+    rows = {a.id: a for a in await _rows(db, Agreement, account_id=wang_fang.account_id)}
+    assert (rows[old_id].status, rows[old_id].ended_on) == ("replaced", beijing_today())
+    [active] = [a for a in rows.values() if a.status == "active"]
+    assert active.reference == recorded.reference
+    actions = [e.action for e in await audit.entries(db, CONVERSATION)]
+    assert actions.count("agreement_replaced") == 1
 
 
 async def test_unanswered_offers_expire_and_declined_ones_record_nothing(
@@ -452,6 +484,10 @@ async def test_the_offer_page_previews_and_sends_within_limits(
     assert resent.headers["Location"].endswith("notice=sent")
     summary = json.dumps((await store.get_offer(console.db, newest.id)).to_dict())  # type: ignore[union-attr]
     assert '"status": "sent"' in summary
+    # The debtor's decline is on the case page the negotiator works from.
+    assert await store.decline_offer(console.db, newest.id) is True
+    case_page = await (await alice.get(f"/cases/{wang_fang.case_id}")).text()
+    assert f"方案 {newest.reference}：" in case_page and "债务人已拒绝" in case_page
 
 
 async def test_the_retention_purge_drops_circumstances_and_notes_and_keeps_the_figures(

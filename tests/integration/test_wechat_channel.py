@@ -38,6 +38,7 @@ from bot.rasa_ext.channels.wechat import (
     sender_id,
 )
 from bot.rasa_ext.channels.wechat_api import WeChatApi
+from bot.rasa_ext.channels.wechat_config import last_message_key, script_key
 from bot.rasa_ext.channels.wechat_replay import NONCE_MARGIN, nonce_key
 from bot.rasa_ext.channels.wechat_store import SharedStore, SharedStoreUnavailable
 from bot.rasa_ext.channels.wechat_text import (
@@ -544,6 +545,34 @@ async def test_voice_uses_the_recognition(start: Start) -> None:
     reply = await wechat.client.push(voice_message(openid, ""))
     assert reply.content == UNSUPPORTED
     assert wechat.rasa.texts == ["我想申请分期"]
+
+
+async def test_a_message_opens_the_48_hour_window_and_an_unsupported_one_does_not(
+    start: Start,
+) -> None:
+    """Reminders use the customer-service API only within 48 hours of the user's message."""
+    wechat = await start()
+    writer, silent = new_openid(), new_openid()
+    before = time.time()
+    await wechat.client.push(text_message(writer, "你好"))
+    await wechat.client.push(image_message(silent))
+    store, app_id = wechat.endpoint.store, wechat.fake.app_id
+    written = await store.get(last_message_key(app_id, writer))
+    assert written is not None and before - 1 <= float(written) <= time.time()
+    assert await store.get(last_message_key(app_id, silent)) is None
+    await store.delete(last_message_key(app_id, writer))
+
+
+async def test_the_script_a_user_is_answered_in_is_kept_for_their_reminders(
+    start: Start,
+) -> None:
+    answer = {"text": "您好，請問有什麼可以幫您？", "script": "zh-Hant-HK"}
+    wechat = await start(reply=lambda _: [answer])
+    openid = new_openid()
+    await wechat.client.push(text_message(openid, "唔該幫我睇下"))
+    store, app_id = wechat.endpoint.store, wechat.fake.app_id
+    assert await store.get(script_key(app_id, openid)) == "zh-Hant-HK"
+    await store.delete(script_key(app_id, openid))
 
 
 # --- retries and slow answers --------------------------------------------------------------

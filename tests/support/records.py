@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import sqlalchemy as sa
@@ -47,3 +48,33 @@ async def add_staff_member(db: Database, username: str, name: str, role: str) ->
         await session.commit()
         await session.refresh(member)
     return member
+
+
+def free_to_remind(database_url: str, mobile: str) -> None:
+    """The demo debtor with `mobile` as if no earlier test of the session had met them.
+
+    End-to-end tests share one database: earlier conversations leave the debtor's
+    cases open, a distress case recent and reminders counted in the weekly cap, any
+    of which rightly stops a reminder. Their cases are closed, their distress dated
+    a year back and their reminders removed (those tests are over).
+    """
+    [debtor] = query(database_url, "SELECT id FROM debtors WHERE mobile = :m", m=mobile)
+    now = datetime.now(timezone.utc)
+    execute(
+        database_url,
+        "UPDATE handoff_cases SET status = 'closed', outcome = 'other', closed_at = :t,"
+        " claimed_at = COALESCE(claimed_at, :t), resumed_at = :t"
+        " WHERE (debtor_id = :d OR conversation_id IN (SELECT conversation_id FROM"
+        " verification_attempts WHERE debtor_id = :d AND succeeded)) AND status != 'closed'",
+        t=now,
+        d=debtor["id"],
+    )
+    execute(
+        database_url,
+        "UPDATE handoff_cases SET created_at = :t"
+        " WHERE (debtor_id = :d OR conversation_id IN (SELECT conversation_id FROM"
+        " verification_attempts WHERE debtor_id = :d AND succeeded)) AND reason = 'distress'",
+        t=now - timedelta(days=365),
+        d=debtor["id"],
+    )
+    execute(database_url, "DELETE FROM reminders WHERE debtor_id = :d", d=debtor["id"])

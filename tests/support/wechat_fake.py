@@ -1,11 +1,13 @@
 """A stand-in for the WeChat servers, for the WeChat channel's tests.
 
 `FakeWeChatApi` serves what the channel calls: `/cgi-bin/token` (counting the
-calls; tokens can be made invalid or expired) and `/cgi-bin/message/custom/send`
-(keeping each user's messages). `WeChatClient` plays WeChat pushing messages to
-the channel: it signs them (and in safe mode encrypts them) with `wechatpy`
-exactly as WeChat does, and reads the passive replies (checking the signature
-and decrypting them in safe mode).
+calls; tokens can be made invalid or expired), `/cgi-bin/message/custom/send`
+(keeping each user's messages; refused with 45015 for users whose 48-hour window
+is closed) and `/cgi-bin/message/template/send` (keeping each user's template
+messages; only the account's templates, with WeChat's field format).
+`WeChatClient` plays WeChat pushing messages to the channel: it signs them (and
+in safe mode encrypts them) with `wechatpy` exactly as WeChat does, and reads
+the passive replies (checking the signature and decrypting them in safe mode).
 """
 
 from __future__ import annotations
@@ -46,10 +48,23 @@ def stack_env(port: int = FAKE_PORT) -> dict[str, str]:
     }
 
 
+#: The template the end-to-end stack's reminders use.
+TEMPLATE_ID = "e2e-reminder-template"
+
+
 @dataclass
 class SentMessage:
     openid: str
     content: str
+    at: float
+
+
+@dataclass
+class TemplateMessage:
+    openid: str
+    template_id: str
+    #: Field name -> value, as WeChat shows them (`{{first.DATA}}` …).
+    data: dict[str, str]
     at: float
 
 
@@ -66,6 +81,15 @@ class FakeWeChatApi:
         #: Sends with a token WeChat no longer accepts get this errcode.
         self.invalid_token_errcode = 40001
         self.messages: dict[str, list[SentMessage]] = {}
+        self.templates: dict[str, list[TemplateMessage]] = {}
+        #: The templates the account has added (others: errcode 40037).
+        self.template_ids: set[str] = {TEMPLATE_ID}
+        #: Users who last wrote more than 48 hours ago: customer-service sends get 45015.
+        self.window_closed: set[str] = set()
+        #: Users who unfollowed the account: every send gets 43004.
+        self.unsubscribed: set[str] = set()
+        #: The next this many sends of any kind get errcode -1 (system busy).
+        self.busy = 0
         self._counter = itertools.count(1)
         self._runner: web.AppRunner | None = None
         self.base_url = ""
@@ -127,13 +151,51 @@ class FakeWeChatApi:
             return web.json_response({"errcode": 44002, "errmsg": "bad body"})
         if len(content.encode("utf-8")) > 2048:
             return web.json_response({"errcode": 45002, "errmsg": "content size out of limit"})
+        refused = self._refusal(openid)
+        if refused is None and openid in self.window_closed:
+            refused = {"errcode": 45015, "errmsg": "response out of time limit"}
+        if refused is not None:
+            return web.json_response(refused)
         self.messages.setdefault(openid, []).append(SentMessage(openid, content, time.time()))
         return web.json_response({"errcode": 0, "errmsg": "ok"})
+
+    def _refusal(self, openid: str) -> dict[str, Any] | None:
+        if self.busy > 0:
+            self.busy -= 1
+            return {"errcode": -1, "errmsg": "system error"}
+        if openid in self.unsubscribed:
+            return {"errcode": 43004, "errmsg": "require subscribe"}
+        return None
+
+    async def _send_template(self, request: web.Request) -> web.Response:
+        self.send_calls += 1
+        if request.query.get("access_token", "") not in self.valid_tokens:
+            self.rejected_sends += 1
+            return web.json_response(
+                {"errcode": self.invalid_token_errcode, "errmsg": "invalid credential"}
+            )
+        try:
+            body = await request.json()
+            openid, template_id = body["touser"], body["template_id"]
+            data = {name: field["value"] for name, field in body["data"].items()}
+            assert isinstance(openid, str) and all(isinstance(v, str) for v in data.values())
+        except (ValueError, KeyError, TypeError, AttributeError, AssertionError):
+            return web.json_response({"errcode": 47001, "errmsg": "data format error"})
+        if template_id not in self.template_ids:
+            return web.json_response({"errcode": 40037, "errmsg": "invalid template_id"})
+        refused = self._refusal(openid)
+        if refused is not None:
+            return web.json_response(refused)
+        self.templates.setdefault(openid, []).append(
+            TemplateMessage(openid, template_id, data, time.time())
+        )
+        return web.json_response({"errcode": 0, "errmsg": "ok", "msgid": next(self._counter)})
 
     async def start(self, port: int = 0) -> str:
         app = web.Application()
         app.router.add_get("/cgi-bin/token", self._token)
         app.router.add_post("/cgi-bin/message/custom/send", self._send)
+        app.router.add_post("/cgi-bin/message/template/send", self._send_template)
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
         site = web.TCPSite(self._runner, "127.0.0.1", port)

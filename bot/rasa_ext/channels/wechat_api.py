@@ -1,4 +1,5 @@
-"""The parts of the WeChat server API the channel uses: access tokens and customer-service messages.
+"""The parts of the WeChat server API the channel uses: access tokens, customer-service and
+template messages.
 
 The access token is fetched with the app id and secret, kept until five
 minutes before it expires, and fetched again at once when WeChat says it is
@@ -174,11 +175,31 @@ class WeChatApi:
     async def send_text(self, openid: str, content: str) -> None:
         """Send one customer-service text message to `openid`."""
         payload = {"touser": openid, "msgtype": "text", "text": {"content": content}}
+        await self._post("/cgi-bin/message/custom/send", payload, "customer-service message")
+
+    async def send_template(
+        self, openid: str, template_id: str, data: dict[str, str], url: str = ""
+    ) -> None:
+        """Send one template message (`message/template/send`): `data` fills its fields.
+
+        Unlike customer-service messages, a template message may be sent outside
+        the 48 hours after the user's last message.
+        """
+        payload: dict[str, Any] = {
+            "touser": openid,
+            "template_id": template_id,
+            "data": {name: {"value": value} for name, value in data.items()},
+        }
+        if url:
+            payload["url"] = url
+        await self._post("/cgi-bin/message/template/send", payload, "template message")
+
+    async def _post(self, path: str, payload: dict[str, Any], what: str) -> None:
         token = await self.access_token()
         for attempt in (1, 2):
             body = await self._json(
                 "POST",
-                f"{self.base}/cgi-bin/message/custom/send",
+                f"{self.base}{path}",
                 params={"access_token": token},
                 # WeChat wants the Chinese characters as they are, not \\u escapes.
                 data=_dumps(payload),
@@ -194,7 +215,7 @@ class WeChatApi:
                 token = await self.access_token(refresh=True, stale=token)
                 continue
             raise WeChatApiError(
-                f"customer-service message refused: errcode {errcode} {body.get('errmsg', '')}",
+                f"{what} refused: errcode {errcode} {body.get('errmsg', '')}",
                 errcode=errcode,
             )
 

@@ -33,6 +33,24 @@ def openid_of(recipient_id: str) -> str:
     )
 
 
+#: WeChat lets the customer-service API answer a user this long after their last message.
+CUSTOMER_SERVICE_SECONDS = 48 * 3600.0
+
+
+#: How long the script a user reads is kept for messages the user did not ask for.
+SCRIPT_SECONDS = 90 * 24 * 3600.0
+
+
+def script_key(app_id: str, openid: str) -> str:
+    """The shared-store key holding the script `openid` was last answered in (reminders)."""
+    return f"wechat:{app_id}:script:{openid}"
+
+
+def last_message_key(app_id: str, openid: str) -> str:
+    """The shared-store key holding when `openid` last wrote (kept for the 48-hour window)."""
+    return f"wechat:{app_id}:last_message:{openid}"
+
+
 @dataclass(frozen=True)
 class WeChatConfig:
     """Settings of the channel; see the documentation of `bot.rasa_ext.channels.wechat`."""
@@ -49,6 +67,9 @@ class WeChatConfig:
     max_clock_skew: float = 300.0
     dedup_ttl: float = 300.0
     buttons_ttl: float = 24 * 3600.0
+    #: The template message of reminders outside the 48-hour window
+    #: (`WECHAT_REMINDER_TEMPLATE_ID`).
+    reminder_template_id: str = ""
 
     @classmethod
     def from_sources(
@@ -69,6 +90,7 @@ class WeChatConfig:
             api_base=pick("WECHAT_API_BASE", "api_base", DEFAULT_API_BASE),
             redis_url=pick("REDIS_URL", "redis_url", DEFAULT_REDIS_URL),
             domain_path=pick("WECHAT_DOMAIN", "domain", "domain.yml"),
+            reminder_template_id=pick("WECHAT_REMINDER_TEMPLATE_ID", "reminder_template_id"),
         )
 
     @property

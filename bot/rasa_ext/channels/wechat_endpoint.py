@@ -26,8 +26,12 @@ from wechatpy.messages import BaseMessage, TextMessage, VoiceMessage
 from bot.rasa_ext.channels.wechat_api import WeChatApiError
 from bot.rasa_ext.channels.wechat_config import (
     CHANNEL_NAME,
+    CUSTOMER_SERVICE_SECONDS,
     LOGGER_NAME,
+    SCRIPT_SECONDS,
     WeChatConfig,
+    last_message_key,
+    script_key,
     sender_id,
 )
 from bot.rasa_ext.channels.wechat_envelope import (
@@ -91,7 +95,17 @@ def load_response_text(domain_path: str, name: str) -> str | None:
 
 
 class _WholeMessages(CollectingOutputChannel):
-    """Collects the turn's messages without splitting texts at blank lines."""
+    """Collects the turn's messages without splitting texts at blank lines.
+
+    Each keeps the script it was converted to (`script`), for its numbered lines.
+    """
+
+    async def send_response(self, recipient_id: str, message: dict[str, Any]) -> None:
+        before = len(self.messages)
+        await super().send_response(recipient_id, dict(message))
+        if message.get("script"):
+            for collected in self.messages[before:]:
+                collected["script"] = message["script"]
 
     async def send_text_message(self, recipient_id: str, text: str, **kwargs: Any) -> None:
         await self._persist_message(self._message(recipient_id, text=text))
@@ -194,7 +208,19 @@ class WeChatEndpoint:
                 return await self._answer_retry(args, message, key, deadline)
         except SharedStoreUnavailable:
             return plain_reply(503, STORE_UNAVAILABLE)
+        await self._record_last_message(str(message.source))
         return await self._answer_first(args, message, key, text, deadline)
+
+    async def _record_last_message(self, openid: str) -> None:
+        """When the user last wrote: reminders use the customer-service API within 48 hours."""
+        try:
+            await self.store.set(
+                last_message_key(self.config.app_id, openid),
+                f"{self.clock():.3f}",
+                CUSTOMER_SERVICE_SECONDS,
+            )
+        except SharedStoreUnavailable as error:
+            logger.warning("WeChat channel: the time of a message is not kept: %s", error)
 
     async def _record(self, key: str, value: str) -> None:
         """Record the state of a claimed message; without the store, only log it."""
@@ -277,7 +303,17 @@ class WeChatEndpoint:
                 input_channel=CHANNEL_NAME,
             )
         )
+        scripts = [m["script"] for m in collector.messages if isinstance(m.get("script"), str)]
+        if scripts:
+            await self._record_script(openid, scripts[-1])
         return collector.messages
+
+    async def _record_script(self, openid: str, script: str) -> None:
+        """The script the user was answered in: reminders are written in it too."""
+        try:
+            await self.store.set(script_key(self.config.app_id, openid), script, SCRIPT_SECONDS)
+        except SharedStoreUnavailable as error:
+            logger.warning("WeChat channel: the script of a user is not kept: %s", error)
 
     async def _deliver_later(self, openid: str, task: asyncio.Task[list[dict[str, Any]]]) -> None:
         try:

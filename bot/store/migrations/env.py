@@ -10,6 +10,9 @@ from alembic import context
 
 from bot.store.engine import database_url, sync_url
 from bot.store.models import Base
+from bot.store.payment_models import Payment  # noqa: F401 (registers its tables)
+from bot.store.reminder_models import Reminder  # noqa: F401 (registers its tables)
+from bot.store.staff_offers import StaffOfferRecord  # noqa: F401 (registers its table)
 
 config = context.config
 target_metadata = Base.metadata

@@ -26,7 +26,9 @@ def upgrade() -> None:
     op.create_index("ix_accounts_account_no", "accounts", ["account_no"], unique=True)
     with op.batch_alter_table("agreements") as batch:
         batch.add_column(sa.Column("ended_on", sa.Date(), nullable=True))
-        batch.create_check_constraint("status", "status IN ('active', 'completed', 'broken')")
+        batch.create_check_constraint(
+            "status", "status IN ('active', 'completed', 'broken', 'replaced')"
+        )
     with op.batch_alter_table("agreement_installments") as batch:
         batch.add_column(sa.Column("paid_amount", MONEY, nullable=False, server_default="0"))
         batch.add_column(sa.Column("status", sa.String(10), nullable=False, server_default="due"))
